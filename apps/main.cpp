@@ -1,0 +1,28 @@
+// skillgrid command-line tool: one subcommand per job; see `skillgrid --help`.
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
+
+#include "apps/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "skillgrid: multitask reinforcement learning with routed skill modules on BabyAI grid "
+      "worlds"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "skillgrid 0.1.0");
+  int exit_code = 0;
+  skillgrid::apps::AddTrainCommand(app, &exit_code);
+  skillgrid::apps::AddReplayCommand(app, &exit_code);
+  // RENDER_STATE_PLACEHOLDER
+  skillgrid::apps::AddBenchCommand(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "skillgrid: error: " << e.what() << "\n";
+    return 1;
+  }
+  return exit_code;
+}
