@@ -2,6 +2,8 @@
 #include "envs/world.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
 
 namespace skillgrid::envs {
 
@@ -151,78 +153,152 @@ Pos ViewToWorld(const WorldState& w, int i, int j) {
   return {tlx - f.x * j + r.x * i, tly - f.y * j + r.y * i};
 }
 
-void Observe(const WorldState& w, uint8_t* image, bool* visible_out) {
+namespace {
+
+// see_behind() by (type << 2 | state): only walls and closed or locked doors block sight.
+struct SeeBehindTable {
+  bool value[64];
+  constexpr SeeBehindTable() : value() {
+    for (int t = 0; t < 16; ++t)
+      for (int s = 0; s < 4; ++s)
+        value[t * 4 + s] = !(t == static_cast<int>(ObjectType::kWall) ||
+                             (t == static_cast<int>(ObjectType::kDoor) && s != 0));
+  }
+};
+constexpr SeeBehindTable kSeeBehind;
+
+inline bool SeesBehind(const Object& o) {
+  return kSeeBehind.value[(static_cast<int>(o.type) << 2) | (o.state & 3)];
+}
+
+// One row of Minigrid's process_vis on bit masks (bit i = view column i): the left-to-right
+// pass spreads marks rightwards through see-through cells, then the right-to-left pass
+// leftwards; every marked see-through cell also marks its diagonal and upper neighbours in the
+// next row (returned in *up).
+inline uint32_t SpreadRow(uint32_t marks, uint32_t see_through, int width, uint32_t* up) {
+  const uint32_t full = (1u << width) - 1u;
+  const uint32_t rightward = see_through & (full >> 1);  // columns 0..width-2
+  const uint32_t leftward = see_through & full & ~1u;    // columns 1..width-1
+  uint32_t m = marks;
+  for (uint32_t prev = ~m; prev != m;) {
+    prev = m;
+    m |= (m & rightward) << 1;
+  }
+  const uint32_t right_spread = m & rightward;
+  for (uint32_t prev = ~m; prev != m;) {
+    prev = m;
+    m |= (m & leftward) >> 1;
+  }
+  const uint32_t left_spread = m & leftward;
+  *up = right_spread | (right_spread << 1) | left_spread | (left_spread >> 1);
+  return m;
+}
+
+// SpreadRow for the default 7-wide view, tabulated over (marks, see_through): 2^14 entries of
+// (row mask | up mask << 8), so a row costs one load.
+constexpr int kTableView = 7;
+struct SpreadTable {
+  uint16_t entry[1 << (2 * kTableView)];
+  SpreadTable() {
+    for (uint32_t m = 0; m < (1u << kTableView); ++m) {
+      for (uint32_t t = 0; t < (1u << kTableView); ++t) {
+        uint32_t up = 0;
+        const uint32_t row = SpreadRow(m, t, kTableView, &up);
+        entry[(m << kTableView) | t] = static_cast<uint16_t>(row | (up << 8));
+      }
+    }
+  }
+};
+const SpreadTable kSpread7;
+
+}  // namespace
+
+namespace {
+
+// Observation for a view of side V (V = 0: any size, read from the world). The fixed-size
+// instance lets the compiler unroll the loops of the default 7x7 view, the hot path.
+template <int V>
+void ObserveImpl(const WorldState& w, uint8_t* image, bool* visible_out) {
   constexpr int kMaxView = 31;
-  const int v = std::min(w.agent_view_size, kMaxView);
+  const int v = V > 0 ? V : std::min(w.agent_view_size, kMaxView);
   const Pos f = DirVec(w.agent_dir);
   const Pos r{-f.y, f.x};
   const int half = v / 2;
   const Grid& g = w.grid;
-  // Strides in the padded storage for moving one view column (i) and one view row (j).
+  // Strides in the padded storage for one view column (i) and one view row (j).
   const int di = r.y * g.stride() + r.x;
   const int dj = -(f.y * g.stride() + f.x);
-  const int tl = g.Index(w.agent_pos.x + f.x * (v - 1) - r.x * half,
-                         w.agent_pos.y + f.y * (v - 1) - r.y * half);
-  const Object* cells = g.data();
-
-  // Gather the view: cell pointers in [i][j] order.
-  const Object* view[kMaxView][kMaxView];
-  for (int i = 0; i < v; ++i) {
-    int idx = tl + i * di;
-    for (int j = 0; j < v; ++j, idx += dj) view[i][j] = &cells[idx];
-  }
-
-  bool mask[kMaxView][kMaxView];
+  const Object* tl = g.data() + g.Index(w.agent_pos.x + f.x * (v - 1) - r.x * half,
+                                        w.agent_pos.y + f.y * (v - 1) - r.y * half);
   const int ai = v / 2, aj = v - 1;
+
+  // Visibility (Minigrid's process_vis) row by row, nearest row first, on bit masks.
+  uint32_t rows[kMaxView];
   if (w.see_through_walls) {
-    for (int i = 0; i < v; ++i)
-      for (int j = 0; j < v; ++j) mask[i][j] = true;
+    for (int j = 0; j < v; ++j) rows[j] = (1u << v) - 1u;
   } else {
-    for (int i = 0; i < v; ++i)
-      for (int j = 0; j < v; ++j) mask[i][j] = false;
-    mask[ai][aj] = true;
+    uint32_t carry = 1u << ai;  // marks handed from row j+1 to row j
     for (int j = v - 1; j >= 0; --j) {
-      for (int i = 0; i < v - 1; ++i) {
-        if (!mask[i][j] || !view[i][j]->see_behind()) continue;
-        mask[i + 1][j] = true;
-        if (j > 0) {
-          mask[i + 1][j - 1] = true;
-          mask[i][j - 1] = true;
-        }
+      uint32_t see_through = 0;
+      const Object* cell = tl + j * dj;
+      for (int i = 0; i < v; ++i, cell += di) {
+        see_through |= static_cast<uint32_t>(SeesBehind(*cell)) << i;
       }
-      for (int i = v - 1; i > 0; --i) {
-        if (!mask[i][j] || !view[i][j]->see_behind()) continue;
-        mask[i - 1][j] = true;
-        if (j > 0) {
-          mask[i - 1][j - 1] = true;
-          mask[i][j - 1] = true;
-        }
+      if (v == kTableView) {
+        const uint32_t e = kSpread7.entry[(carry << kTableView) | see_through];
+        rows[j] = e & 0xffu;
+        carry = e >> 8;
+      } else {
+        uint32_t up = 0;
+        rows[j] = SpreadRow(carry, see_through, v, &up);
+        carry = up;
       }
     }
   }
 
+  // Encode: (type, colour, state) of visible cells, (0, 0, 0) for unseen ones. An Object's
+  // encoding is its first three bytes; an empty cell's is always (1, 0, 0). Each cell is
+  // written as a 4-byte word whose spare byte the next cell overwrites; the last cell is
+  // written byte by byte so nothing past the image is touched.
+  static_assert(offsetof(Object, type) == 0 && offsetof(Object, color) == 1 &&
+                    offsetof(Object, state) == 2,
+                "Observe reads an Object's first three bytes as its encoding");
+  uint8_t* out = image;
   for (int i = 0; i < v; ++i) {
-    uint8_t* out = image + i * v * 3;
-    for (int j = 0; j < v; ++j, out += 3) {
-      if (!mask[i][j]) {
-        out[0] = out[1] = out[2] = 0;
-        continue;
-      }
-      const Object& o = (i == ai && j == aj) ? w.carrying : *view[i][j];
-      if (o.empty()) {
-        out[0] = static_cast<uint8_t>(ObjectType::kEmpty);
-        out[1] = 0;
-        out[2] = 0;
+    const Object* cell = tl + i * di;
+    for (int j = 0; j < v; ++j, cell += dj, out += 3) {
+      uint32_t word;
+      std::memcpy(&word, cell, sizeof(word));
+      word &= 0u - ((rows[j] >> i) & 1u);
+      if (i == v - 1 && j == v - 1) {
+        out[0] = static_cast<uint8_t>(word);
+        out[1] = static_cast<uint8_t>(word >> 8);
+        out[2] = static_cast<uint8_t>(word >> 16);
       } else {
-        out[0] = static_cast<uint8_t>(o.type);
-        out[1] = static_cast<uint8_t>(o.color);
-        out[2] = o.state;
+        std::memcpy(out, &word, sizeof(word));
       }
     }
   }
+  // The agent never sees itself: its own (always visible) cell shows what it carries; empty
+  // hands encode as an empty cell.
+  uint8_t* own = image + (ai * v + aj) * 3;
+  own[0] = static_cast<uint8_t>(w.carrying.type);
+  own[1] = static_cast<uint8_t>(w.carrying.color);
+  own[2] = w.carrying.state;
+
   if (visible_out) {
     for (int i = 0; i < v; ++i)
-      for (int j = 0; j < v; ++j) visible_out[i * v + j] = mask[i][j];
+      for (int j = 0; j < v; ++j) visible_out[i * v + j] = (rows[j] >> i) & 1u;
+  }
+}
+
+}  // namespace
+
+void Observe(const WorldState& w, uint8_t* image, bool* visible_out) {
+  if (w.agent_view_size == kTableView) {
+    ObserveImpl<kTableView>(w, image, visible_out);
+  } else {
+    ObserveImpl<0>(w, image, visible_out);
   }
 }
 
