@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   skillgrid::apps::AddTrainCommand(app, &exit_code);
   skillgrid::apps::AddReplayCommand(app, &exit_code);
-  // RENDER_STATE_PLACEHOLDER
+  skillgrid::apps::AddRenderStateCommand(app, &exit_code);
   skillgrid::apps::AddBenchCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
