@@ -7,6 +7,7 @@
 #include <string>
 
 #include "envs/episode.h"
+#include "envs/render.h"
 #include "envs/rng.h"
 
 namespace {
@@ -71,6 +72,17 @@ void BM_ResetFromState(benchmark::State& st) {
   }
 }
 BENCHMARK(BM_ResetFromState);
+
+// Full-grid RGB render at Minigrid's 32 px tiles (the viewer's and GIF export's cost).
+void BM_RenderGrid(benchmark::State& st) {
+  const EpisodeState& s = GoToLocalState();
+  RgbImage image;
+  for (auto _ : st) {
+    RenderGrid(s.world, RenderOptions(), &image);
+    benchmark::DoNotOptimize(image.pixels.data());
+  }
+}
+BENCHMARK(BM_RenderGrid);
 
 }  // namespace
 
