@@ -35,6 +35,10 @@ class Episode {
   const WorldState& world() const { return world_; }
   WorldState& mutable_world() { return world_; }
   const Instr& instr() const { return instr_; }
+  /// The instruction, for generating a new episode in place: whoever writes the world and
+  /// instruction directly must leave the instruction as ResetVerifier would (Level::Generate
+  /// does), since Start is not called.
+  Instr& mutable_instr() { return instr_; }
 
  private:
   WorldState world_;
