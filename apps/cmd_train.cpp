@@ -1,20 +1,273 @@
-// `skillgrid train`: the main job. Multitask training lands with the trainer (issue 5); until
-// then the command says so plainly and exits non-zero instead of pretending to train.
+// `skillgrid train` (the main job) and `skillgrid bench train`.
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <functional>
 #include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "apps/commands.h"
 
+#ifdef SKILLGRID_HAVE_TRAINING
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "training/bench.h"
+#include "training/checkpoint.h"
+#include "training/config.h"
+#include "training/evaluate.h"
+#include "training/trainer.h"
+#endif
+
 namespace skillgrid::apps {
 
+#ifdef SKILLGRID_HAVE_TRAINING
+namespace {
+
+using training::TrainConfig;
+
+// The flags of `train`: values land in `flags`; `apply` copies those given on the command line
+// onto the preset (or, with --resume, onto the run's saved config).
+struct TrainFlags {
+  TrainConfig flags;
+  std::string preset = "babyai";
+  std::string levels;
+  std::string families;
+  bool resume = false;
+  bool no_progress = false;
+  std::vector<std::pair<CLI::Option*, std::function<void(TrainConfig&)>>> apply;
+};
+
+template <typename T>
+void Flag(CLI::App* cmd, TrainFlags* f, const std::string& names, T TrainConfig::*field, const std::string& help) {
+  CLI::Option* opt = cmd->add_option(names, f->flags.*field, help)->capture_default_str();
+  f->apply.emplace_back(opt, [f, field](TrainConfig& c) { c.*field = f->flags.*field; });
+}
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : s) {
+    if (ch == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (ch != ' ') {
+      cur += ch;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+// Accepts short level names ("GoToLocal") as well as full ids.
+std::string FullLevelId(const std::string& name) {
+  if (name.rfind("BabyAI-", 0) == 0) return name;
+  return "BabyAI-" + name + "-v0";
+}
+
+std::string DefaultRunDir(const TrainConfig& c) {
+  return "runs/" + c.model + "-" + c.router + "-seed" + std::to_string(c.seed);
+}
+
+int RunTrain(TrainFlags& f) {
+  TrainConfig config = training::PresetConfig(f.preset);
+  config.run_dir = "";
+  // A resumed run starts from its saved config.
+  std::string run_dir;
+  for (auto& [opt, set] : f.apply) {
+    if (opt->get_name() == "--run-dir" && opt->count() > 0) run_dir = f.flags.run_dir;
+  }
+  if (f.resume) {
+    if (run_dir.empty()) {
+      TrainConfig probe = config;
+      for (auto& [opt, set] : f.apply) {
+        if (opt->count() > 0) set(probe);
+      }
+      run_dir = DefaultRunDir(probe);
+    }
+    const std::string path = (std::filesystem::path(run_dir) / "config.json").string();
+    std::ifstream in(path);
+    if (!in) throw training::RunError("cannot resume: " + path + " does not exist");
+    const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded()) throw training::RunError("cannot resume: " + path + " is not valid JSON");
+    config = TrainConfig::FromJson(j);
+  }
+  for (auto& [opt, set] : f.apply) {
+    if (opt->count() > 0) set(config);
+  }
+  if (!f.levels.empty()) {
+    config.levels.clear();
+    for (const auto& l : SplitList(f.levels)) config.levels.push_back(FullLevelId(l));
+  }
+  if (!f.families.empty()) config.families = SplitList(f.families);
+  if (f.no_progress) config.progress = false;
+  if (run_dir.empty()) run_dir = DefaultRunDir(config);
+  config.run_dir = run_dir;
+
+  training::Trainer trainer(config, f.resume);
+  const TrainConfig& c = trainer.config();
+  std::cerr << "skillgrid train: " << c.algo << " on " << c.levels.size() << " level(s), model " << c.model
+            << " (" << trainer.model()->NumParameters() << " parameters), router " << c.router << ", "
+            << c.ResolvedThreads() << " env / " << c.ResolvedTorchThreads() << " torch thread(s), device " << c.device << ", " << c.total_updates() * c.frames_per_update()
+            << " frames; run directory " << c.run_dir;
+  if (trainer.updates() > 0) std::cerr << " (resumed at update " << trainer.updates() << ", " << trainer.frames() << " frames)";
+  std::cerr << "\n";
+  const bool tty = isatty(fileno(stderr)) != 0;
+  auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  trainer.Train([&](const training::UpdateStats& s) {
+    if (!c.progress) return;
+    const auto now = std::chrono::steady_clock::now();
+    const bool final = s.frames >= c.total_updates() * c.frames_per_update();
+    if (tty) {
+      std::cerr << "\r\033[K" << training::ProgressLine(c, s) << std::flush;
+    } else if (final || now - last_print > std::chrono::seconds(10)) {
+      std::cerr << training::ProgressLine(c, s) << "\n";
+      last_print = now;
+    }
+  });
+  if (c.progress && tty) std::cerr << "\n";
+  const training::UpdateStats& s = trainer.last_stats();
+  std::cout << "frames: " << trainer.frames() << "\nupdates: " << trainer.updates() << "\nepisodes: " << s.episodes
+            << "\nseconds: " << s.duration_s << "\nrun_dir: " << c.run_dir << "\n";
+  for (size_t i = 0; i < c.levels.size() && i < s.success.size(); ++i) {
+    std::printf("%-28s success %.3f  return %.3f  episodes %lld\n", c.levels[i].c_str(), s.success[i], s.returns[i],
+                static_cast<long long>(s.level_episodes[i]));
+  }
+  std::cout << "mean_success: " << s.mean_success << "\n";
+  return 0;
+}
+
+int Guarded(const char* what, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    std::cerr << "\nskillgrid " << what << ": error: " << msg << "\n";
+    return 1;
+  }
+}
+
+}  // namespace
+
 void AddTrainCommand(CLI::App& app, int* exit_code) {
+  auto f = std::make_shared<TrainFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "train", "Train a multitask agent with routed skills (the main job; not built yet)");
+      "train",
+      "Train a multitask agent with routed skills. With no flags: the eight-level Polytropon suite, "
+      "Poly skills, the small model, BabyAI PPO hyperparameters, all cores");
+  TrainFlags* p = f.get();
+  cmd->add_option("--preset", f->preset, "hyperparameter preset: babyai (PPO) | a2c")->capture_default_str();
+  cmd->add_option("--levels", f->levels,
+                  "comma-separated level ids or short names (default: GoToObj, GoToRedBallGrey, GoToRedBall, "
+                  "GoToLocal, PutNextLocal, PickupLoc, GoToObjMaze, GoTo)");
+  Flag(cmd, p, "--frames,--total-timesteps", &TrainConfig::frames, "environment frames to train for");
+  Flag(cmd, p, "--seed", &TrainConfig::seed, "seed of everything");
+  Flag(cmd, p, "--run-dir", &TrainConfig::run_dir, "run directory (default runs/<model>-<router>-seed<seed>)");
+  Flag(cmd, p, "--device", &TrainConfig::device, "network device: cpu | cuda (envs always step on CPU)");
+  Flag(cmd, p, "--threads", &TrainConfig::threads, "env threads, and torch threads unless --torch-threads (0 = all cores)");
+  Flag(cmd, p, "--torch-threads", &TrainConfig::torch_threads, "torch intra-op threads (0 = auto: 1 for the small model)");
+  cmd->add_flag("--resume", f->resume, "continue the run in --run-dir from its last checkpoint");
+  Flag(cmd, p, "--algo", &TrainConfig::algo, "ppo | a2c");
+  Flag(cmd, p, "--model,--arch", &TrainConfig::model, "bow_endpool_res | expert_filmcnn | small");
+  Flag(cmd, p, "--router", &TrainConfig::router, "none | shared | private | expert | poly | mhr | mu | adamix");
+  Flag(cmd, p, "--skills", &TrainConfig::skills, "skills per routed layer");
+  Flag(cmd, p, "--inventory", &TrainConfig::inventory, "lowrank | dense | sparse");
+  Flag(cmd, p, "--rank", &TrainConfig::rank, "rank of low-rank skills");
+  Flag(cmd, p, "--density", &TrainConfig::density, "density of sparse skills");
+  Flag(cmd, p, "--heads", &TrainConfig::heads, "routing heads (MHR)");
+  cmd->add_option("--families", f->families, "routed layer families, comma-separated (default: conv,film,text,memory,heads)");
+  Flag(cmd, p, "--num-envs,--procs", &TrainConfig::num_envs, "parallel environments");
+  Flag(cmd, p, "--frames-per-env,--frames-per-proc,--num-steps", &TrainConfig::frames_per_env, "frames per env per update");
+  Flag(cmd, p, "--recurrence", &TrainConfig::recurrence, "BPTT chunk length");
+  Flag(cmd, p, "--epochs,--update-epochs", &TrainConfig::epochs, "PPO epochs per update");
+  Flag(cmd, p, "--batch-size", &TrainConfig::batch_size, "PPO minibatch size in frames");
+  Flag(cmd, p, "--lr,--learning-rate", &TrainConfig::lr, "learning rate of the network");
+  Flag(cmd, p, "--router-lr", &TrainConfig::router_lr, "learning rate of the routing logits (two-speed)");
+  Flag(cmd, p, "--optimizer", &TrainConfig::optimizer, "adam | rmsprop");
+  Flag(cmd, p, "--optim-eps", &TrainConfig::optim_eps, "optimiser epsilon");
+  Flag(cmd, p, "--gamma", &TrainConfig::gamma, "discount");
+  Flag(cmd, p, "--gae-lambda", &TrainConfig::gae_lambda, "GAE lambda");
+  Flag(cmd, p, "--clip,--clip-coef", &TrainConfig::clip, "PPO clip epsilon");
+  Flag(cmd, p, "--entropy-coef,--ent-coef", &TrainConfig::entropy_coef, "entropy bonus");
+  Flag(cmd, p, "--value-coef,--vf-coef", &TrainConfig::value_coef, "value loss weight");
+  Flag(cmd, p, "--max-grad-norm", &TrainConfig::max_grad_norm, "gradient norm clip");
+  Flag(cmd, p, "--reward-scale", &TrainConfig::reward_scale, "reward multiplier in the learner");
+  Flag(cmd, p, "--bootstrap-truncated", &TrainConfig::bootstrap_truncated,
+       "bootstrap on time-limit truncation (default off: BabyAI treats it as termination)");
+  Flag(cmd, p, "--norm-adv", &TrainConfig::normalize_advantages, "normalise advantages per minibatch");
+  Flag(cmd, p, "--clip-vloss", &TrainConfig::clip_value_loss, "clip the value loss");
+  Flag(cmd, p, "--ibp-weight", &TrainConfig::ibp_weight, "weight of the IBP prior on routing logits");
+  Flag(cmd, p, "--save-interval", &TrainConfig::save_interval, "updates between checkpoints");
+  Flag(cmd, p, "--keep-checkpoints", &TrainConfig::keep_checkpoints, "checkpoints kept");
+  Flag(cmd, p, "--eval-interval", &TrainConfig::eval_interval, "updates between evaluations (0 = never)");
+  Flag(cmd, p, "--eval-episodes", &TrainConfig::eval_episodes, "episodes per level per evaluation");
+  Flag(cmd, p, "--stats-window", &TrainConfig::stats_window, "episodes per level in the rolling success window");
+  cmd->add_flag("--no-progress", f->no_progress, "no live progress line");
+  cmd->callback([f, exit_code] { *exit_code = Guarded("train", [&] { return RunTrain(*f); }); });
+}
+
+void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
+  auto o = std::make_shared<training::TrainBenchOptions>();
+  auto levels = std::make_shared<std::string>();
+  CLI::App* cmd = bench.add_subcommand(
+      "train",
+      "The whole PPO loop (rollout + update, BabyAI hyperparameters, eight-level suite, Poly skills) for a fixed "
+      "number of updates; prints frames_per_sec");
+  cmd->add_option("--model", o->model, "bow_endpool_res | expert_filmcnn | small")->capture_default_str();
+  cmd->add_option("--router", o->router, "router (none for the plain network)")->capture_default_str();
+  cmd->add_option("--updates", o->updates, "timed updates")->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "untimed warm-up updates")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--torch-threads", o->torch_threads, "torch threads (0 = auto)")->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu | cuda")->capture_default_str();
+  cmd->add_option("--num-envs", o->num_envs, "parallel environments")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed")->capture_default_str();
+  cmd->add_option("--levels", *levels, "comma-separated levels (default: the Polytropon suite)");
+  cmd->callback([o, levels, exit_code] {
+    *exit_code = Guarded("bench train", [&] {
+      if (!levels->empty()) {
+        o->levels.clear();
+        for (const auto& l : SplitList(*levels)) o->levels.push_back(FullLevelId(l));
+      }
+      const training::TrainBenchResult r = training::RunTrainBench(*o);
+      std::printf(
+          "model: %s\nrouter: %s\nparameters: %lld\nthreads: %d\ndevice: %s\nnum_envs: %d\nupdates: %d\nframes: %lld\n"
+          "seconds: %.3f\nrollout_share: %.3f\nest_gflop_per_frame: %.3f\nest_gflops: %.1f\nframes_per_sec: %.1f\n",
+          o->model.c_str(), o->router.c_str(), static_cast<long long>(r.parameters), r.threads, o->device.c_str(),
+          o->num_envs, o->updates, static_cast<long long>(r.frames), r.seconds, r.rollout_share,
+          r.flops_per_frame / 1e9, r.gflops, r.frames_per_sec);
+      return 0;
+    });
+  });
+}
+
+#else  // no LibTorch: the commands say so plainly and exit non-zero.
+
+void AddTrainCommand(CLI::App& app, int* exit_code) {
+  CLI::App* cmd = app.add_subcommand("train", "Train a multitask agent (needs a build with LibTorch)");
+  cmd->allow_extras();
   cmd->callback([exit_code] {
-    std::cerr << "skillgrid train: the trainer is not part of this build yet; "
-                 "try 'skillgrid replay' or 'skillgrid bench env'\n";
+    std::cerr << "skillgrid train: this build has no LibTorch, so no trainer\n";
     *exit_code = 2;
   });
 }
+
+void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
+  CLI::App* cmd = bench.add_subcommand("train", "Training throughput (needs a build with LibTorch)");
+  cmd->allow_extras();
+  cmd->callback([exit_code] {
+    std::cerr << "skillgrid bench train: this build has no LibTorch\n";
+    *exit_code = 2;
+  });
+}
+
+#endif
 
 }  // namespace skillgrid::apps

@@ -14,10 +14,24 @@ namespace skillgrid::apps {
 void AddReplayCommand(CLI::App& app, int* exit_code);
 /// `skillgrid render-state`: draws a state JSON file to PNG.
 void AddRenderStateCommand(CLI::App& app, int* exit_code);
+/// `skillgrid levels`: lists every level id with a one-line description.
+void AddLevelsCommand(CLI::App& app, int* exit_code);
 /// `skillgrid bench ...`: throughput benchmarks (env, and skills when built with LibTorch).
 void AddBenchCommand(CLI::App& app, int* exit_code);
+/// `skillgrid bot`: runs the expert bot on seeded episodes of a level (or all) and reports its
+/// success rate; --out saves the episodes as conformance traces.
+void AddBotCommand(CLI::App& app, int* exit_code);
+/// `skillgrid view`: SFML window with live episodes per task, routing heatmaps and the task
+/// hierarchy of a run (or manual play of a level).
+void AddViewCommand(CLI::App& app, int* exit_code);
+/// `skillgrid render`: headless exports of a run: episode GIF, routing heatmap, task hierarchy.
+void AddRenderCommand(CLI::App& app, int* exit_code);
 /// `skillgrid train`: the main job.
 void AddTrainCommand(CLI::App& app, int* exit_code);
+/// `skillgrid eval`: per-level success of a trained run (ends with `success_rate: X`).
+void AddEvalCommand(CLI::App& app, int* exit_code);
+/// `skillgrid bench train`: whole-loop PPO throughput, registered under the `bench` command.
+void AddTrainBenchCommand(CLI::App& bench, int* exit_code);
 
 /// Default path of the conformance traces: ../shared/conformance/babyai_public.jsonl beside the
 /// checkout (as configured at build time), else relative to the working directory.

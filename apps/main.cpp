@@ -13,9 +13,14 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "skillgrid 0.1.0");
   int exit_code = 0;
   skillgrid::apps::AddTrainCommand(app, &exit_code);
+  skillgrid::apps::AddEvalCommand(app, &exit_code);
   skillgrid::apps::AddReplayCommand(app, &exit_code);
   skillgrid::apps::AddRenderStateCommand(app, &exit_code);
+  skillgrid::apps::AddLevelsCommand(app, &exit_code);
   skillgrid::apps::AddBenchCommand(app, &exit_code);
+  skillgrid::apps::AddBotCommand(app, &exit_code);
+  skillgrid::apps::AddViewCommand(app, &exit_code);
+  skillgrid::apps::AddRenderCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

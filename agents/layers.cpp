@@ -1,0 +1,277 @@
+#include "agents/layers.h"
+
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include <torch/nn/init.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/embedding.h>
+
+#include "skills/expert_allocation.h"
+#include "skills/inventory.h"
+#include "skills/router.h"
+
+namespace skillgrid::agents {
+
+namespace {
+
+const char* const kRouters[] = {"none", "shared", "private", "expert", "poly", "mhr", "mu", "adamix"};
+const char* const kInventories[] = {"lowrank", "dense", "sparse"};
+
+// Re-draws every parameter of a recurrent gate layer U(-1/sqrt(h), 1/sqrt(h)) as torch's RNNs do.
+void InitRecurrent(RoutedLinearImpl& layer, int64_t hidden) {
+  torch::NoGradGuard no_grad;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(hidden));
+  layer.weight().uniform_(-bound, bound);
+  if (layer.bias().defined()) layer.bias().uniform_(-bound, bound);
+}
+
+// Largest divisor of `heads` that also divides both sizes.
+int64_t FittingHeads(int64_t heads, int64_t in, int64_t out) {
+  for (int64_t h = heads; h > 1; --h) {
+    if (heads % h == 0 && in % h == 0 && out % h == 0) return h;
+  }
+  return 1;
+}
+
+}  // namespace
+
+std::string LayerFamilyName(LayerFamily family) {
+  switch (family) {
+    case LayerFamily::kConv: return "conv";
+    case LayerFamily::kFilm: return "film";
+    case LayerFamily::kText: return "text";
+    case LayerFamily::kMemory: return "memory";
+    case LayerFamily::kHeads: return "heads";
+  }
+  return "?";
+}
+
+const std::vector<LayerFamily>& AllLayerFamilies() {
+  static const std::vector<LayerFamily> all = {LayerFamily::kConv, LayerFamily::kFilm, LayerFamily::kText,
+                                               LayerFamily::kMemory, LayerFamily::kHeads};
+  return all;
+}
+
+LayerFamily ParseLayerFamily(const std::string& name) {
+  for (LayerFamily f : AllLayerFamilies()) {
+    if (LayerFamilyName(f) == name) return f;
+  }
+  throw std::invalid_argument("unknown layer family '" + name + "' (valid: conv, film, text, memory, heads)");
+}
+
+bool RoutingOptions::Routes(LayerFamily family) const {
+  if (router() == "none") return false;
+  const std::string name = LayerFamilyName(family);
+  for (const auto& f : families()) {
+    if (f == name) return true;
+  }
+  return false;
+}
+
+void RoutingOptions::Validate() const {
+  bool known = false;
+  for (const char* r : kRouters) known = known || router() == r;
+  if (!known) {
+    throw std::invalid_argument("unknown router '" + router() +
+                                "' (valid: none, shared, private, expert, poly, mhr, mu, adamix)");
+  }
+  known = false;
+  for (const char* r : kInventories) known = known || inventory() == r;
+  if (!known) throw std::invalid_argument("unknown skill inventory '" + inventory() + "' (valid: lowrank, dense, sparse)");
+  if (n_tasks() < 1) throw std::invalid_argument("routing: n_tasks must be >= 1, got " + std::to_string(n_tasks()));
+  if (n_skills() < 1) throw std::invalid_argument("routing: skills must be >= 1, got " + std::to_string(n_skills()));
+  if (rank() < 1) throw std::invalid_argument("routing: rank must be >= 1, got " + std::to_string(rank()));
+  if (heads() < 1) throw std::invalid_argument("routing: heads must be >= 1, got " + std::to_string(heads()));
+  if (!(density() > 0.0 && density() <= 1.0)) {
+    throw std::invalid_argument("routing: density must be in (0, 1], got " + std::to_string(density()));
+  }
+  for (const auto& f : families()) ParseLayerFamily(f);
+  if (router() == "expert") {
+    if (static_cast<int64_t>(task_names().size()) != n_tasks()) {
+      throw std::invalid_argument("routing: the expert router needs the level names of all tasks");
+    }
+    try {
+      skills::AllocationPreset("expert", task_names());
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(std::string("routing: the expert allocation covers only Polytropon's eight levels: ") +
+                                  e.what());
+    }
+  }
+}
+
+nlohmann::json RoutingOptions::ToJson() const {
+  return {{"router", router()},   {"n_tasks", n_tasks()}, {"n_skills", n_skills()},
+          {"inventory", inventory()}, {"rank", rank()},   {"density", density()},
+          {"heads", heads()},     {"families", families()}, {"task_names", task_names()}};
+}
+
+RoutingOptions RoutingOptions::FromJson(const nlohmann::json& j) {
+  RoutingOptions o;
+  if (j.contains("router")) o.router(j.at("router").get<std::string>());
+  if (j.contains("n_tasks")) o.n_tasks(j.at("n_tasks").get<int64_t>());
+  if (j.contains("n_skills")) o.n_skills(j.at("n_skills").get<int64_t>());
+  if (j.contains("inventory")) o.inventory(j.at("inventory").get<std::string>());
+  if (j.contains("rank")) o.rank(j.at("rank").get<int64_t>());
+  if (j.contains("density")) o.density(j.at("density").get<double>());
+  if (j.contains("heads")) o.heads(j.at("heads").get<int64_t>());
+  if (j.contains("families")) o.families(j.at("families").get<std::vector<std::string>>());
+  if (j.contains("task_names")) o.task_names(j.at("task_names").get<std::vector<std::string>>());
+  return o;
+}
+
+skills::SkillLinearOptions MakeSkillLinearOptions(const RoutingOptions& r, int64_t in, int64_t out, bool bias) {
+  using skills::RouterOptions;
+  using skills::SkillInventoryOptions;
+  const int64_t t = r.n_tasks();
+  RouterOptions router = RouterOptions::Poly(t, r.n_skills());
+  if (r.router() == "shared") {
+    router = RouterOptions::Shared(t);
+  } else if (r.router() == "private") {
+    router = RouterOptions::Private(t);
+  } else if (r.router() == "expert") {
+    router = RouterOptions::Fixed(skills::AllocationPreset("expert", r.task_names()));
+  } else if (r.router() == "mhr") {
+    router = RouterOptions::Mhr(t, r.n_skills(), FittingHeads(r.heads(), in, out));
+  } else if (r.router() == "mu") {
+    router = RouterOptions::Mu(t, r.n_skills());
+  } else if (r.router() == "adamix") {
+    router = RouterOptions::AdaMix(t, r.n_skills());
+  }
+  SkillInventoryOptions inventory = SkillInventoryOptions::LowRank(r.rank());
+  if (r.inventory() == "dense") inventory = SkillInventoryOptions::Dense();
+  if (r.inventory() == "sparse") inventory = SkillInventoryOptions::Sparse(r.density());
+  return skills::SkillLinearOptions(in, out).bias(bias).routing(router).skills(inventory);
+}
+
+// ----------------------------------------------------------------------------------------------
+RoutedLinearImpl::RoutedLinearImpl(const RoutingOptions& routing, LayerFamily family, int64_t in, int64_t out,
+                                   bool bias)
+    : routing_(routing), family_(family), in_(in), out_(out), bias_(bias) {
+  reset();
+}
+
+void RoutedLinearImpl::reset() {
+  if (routing_.Routes(family_)) {
+    skill_ = register_module("skill", skills::SkillLinear(MakeSkillLinearOptions(routing_, in_, out_, bias_)));
+    plain_ = nullptr;
+  } else {
+    plain_ = register_module("linear", torch::nn::Linear(torch::nn::LinearOptions(in_, out_).bias(bias_)));
+    skill_ = nullptr;
+  }
+}
+
+at::Tensor RoutedLinearImpl::forward(const at::Tensor& x, const skills::TaskBatch& batch) {
+  if (!skill_.is_empty()) return skill_->forward(x, batch);
+  return plain_->forward(x);
+}
+
+at::Tensor& RoutedLinearImpl::weight() { return skill_.is_empty() ? plain_->weight : skill_->base()->weight; }
+
+at::Tensor& RoutedLinearImpl::bias() { return skill_.is_empty() ? plain_->bias : skill_->base()->bias; }
+
+void InitBabyAILinear(RoutedLinearImpl& layer) {
+  torch::NoGradGuard no_grad;
+  at::Tensor& w = layer.weight();
+  w.normal_(0.0, 1.0);
+  w.div_(w.pow(2).sum(1, /*keepdim=*/true).sqrt());
+  if (layer.bias().defined()) layer.bias().zero_();
+}
+
+// ----------------------------------------------------------------------------------------------
+RoutedConv2dImpl::RoutedConv2dImpl(const RoutingOptions& routing, LayerFamily family, int64_t in, int64_t out,
+                                   int64_t kernel, int64_t padding)
+    : routing_(routing), family_(family), in_(in), out_(out), kernel_(kernel), padding_(padding) {
+  reset();
+}
+
+void RoutedConv2dImpl::reset() {
+  if (routing_.Routes(family_)) {
+    // Linear's default init over fan_in = in*k*k is Conv2d's default init.
+    skill_ = register_module(
+        "skill", skills::SkillLinear(MakeSkillLinearOptions(routing_, in_ * kernel_ * kernel_, out_, true)));
+    plain_ = nullptr;
+  } else {
+    plain_ = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_, out_, kernel_).padding(padding_)));
+    skill_ = nullptr;
+  }
+}
+
+at::Tensor RoutedConv2dImpl::forward(const at::Tensor& x, const skills::TaskBatch& batch) {
+  if (skill_.is_empty()) return plain_->forward(x);
+  const int64_t n = x.size(0);
+  const int64_t h = x.size(2) + 2 * padding_ - kernel_ + 1;
+  const int64_t w = x.size(3) + 2 * padding_ - kernel_ + 1;
+  // (N, C*k*k, H'*W') patches in Conv2d's weight order (channel, row, column).
+  at::Tensor patches = at::im2col(x, {kernel_, kernel_}, {1, 1}, {padding_, padding_}, {1, 1});
+  at::Tensor y = skill_->forward(patches.transpose(1, 2), batch);  // (N, H'W', out)
+  return y.transpose(1, 2).reshape({n, out_, h, w});
+}
+
+// ----------------------------------------------------------------------------------------------
+LstmCellImpl::LstmCellImpl(const RoutingOptions& routing, LayerFamily family, int64_t input_size,
+                           int64_t hidden_size)
+    : routing_(routing), family_(family), input_(input_size), hidden_(hidden_size) {
+  reset();
+}
+
+void LstmCellImpl::reset() {
+  ih_ = register_module("ih", RoutedLinear(routing_, family_, input_, 4 * hidden_));
+  hh_ = register_module("hh", RoutedLinear(routing_, family_, hidden_, 4 * hidden_));
+  InitRecurrent(*ih_, hidden_);
+  InitRecurrent(*hh_, hidden_);
+}
+
+at::Tensor LstmCellImpl::InputGates(const at::Tensor& x, const skills::TaskBatch& batch) {
+  return ih_->forward(x, batch);
+}
+
+at::Tensor LstmCellImpl::forward(const at::Tensor& x, const at::Tensor& state, const skills::TaskBatch& batch,
+                                 const at::Tensor& x_gates) {
+  at::Tensor h = state.narrow(1, 0, hidden_);
+  at::Tensor c = state.narrow(1, hidden_, hidden_);
+  at::Tensor gates = (x_gates.defined() ? x_gates : ih_->forward(x, batch)) + hh_->forward(h, batch);
+  auto g = gates.chunk(4, 1);
+  at::Tensor c_new = g[1].sigmoid() * c + g[0].sigmoid() * g[2].tanh();
+  at::Tensor h_new = g[3].sigmoid() * c_new.tanh();
+  return at::cat({h_new, c_new}, 1);
+}
+
+// ----------------------------------------------------------------------------------------------
+InstructionEncoderImpl::InstructionEncoderImpl(const RoutingOptions& routing, int64_t vocab_size, int64_t word_dim,
+                                               int64_t hidden)
+    : routing_(routing), vocab_(vocab_size), word_dim_(word_dim), hidden_(hidden) {
+  reset();
+}
+
+void InstructionEncoderImpl::reset() {
+  embedding_ = register_module("embedding", torch::nn::Embedding(vocab_, word_dim_));
+  ih_ = register_module("ih", RoutedLinear(routing_, LayerFamily::kText, word_dim_, 3 * hidden_));
+  hh_ = register_module("hh", RoutedLinear(routing_, LayerFamily::kText, hidden_, 3 * hidden_));
+  InitRecurrent(*ih_, hidden_);
+  InitRecurrent(*hh_, hidden_);
+}
+
+at::Tensor InstructionEncoderImpl::forward(const at::Tensor& tokens, const at::Tensor& lengths,
+                                           const skills::TaskBatch& batch) {
+  const int64_t u = tokens.size(0);
+  const int64_t steps = tokens.size(1);
+  at::Tensor gi = ih_->forward(embedding_->forward(tokens), batch);  // (U, L, 3H)
+  at::Tensor h = at::zeros({u, hidden_}, gi.options());
+  for (int64_t t = 0; t < steps; ++t) {
+    at::Tensor gh = hh_->forward(h, batch);
+    auto i = gi.select(1, t).chunk(3, 1);
+    auto hc = gh.chunk(3, 1);
+    at::Tensor r = (i[0] + hc[0]).sigmoid();
+    at::Tensor z = (i[1] + hc[1]).sigmoid();
+    at::Tensor n = (i[2] + r * hc[2]).tanh();
+    at::Tensor h_new = n + z * (h - n);
+    // Rows whose instruction already ended keep their last valid output.
+    at::Tensor valid = (lengths > t).unsqueeze(1).to(h.scalar_type());
+    h = h + valid * (h_new - h);
+  }
+  return h;
+}
+
+}  // namespace skillgrid::agents

@@ -1,0 +1,161 @@
+#include "skills/inventory.h"
+
+#include <cmath>
+#include <ostream>
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+namespace skillgrid::skills {
+
+std::string InventoryKindName(InventoryKind kind) {
+  switch (kind) {
+    case InventoryKind::kLowRank: return "lowrank";
+    case InventoryKind::kDense: return "dense";
+    case InventoryKind::kSparse: return "sparse";
+  }
+  return "unknown";
+}
+
+SkillInventoryOptions SkillInventoryOptions::LowRank(int64_t rank) { return SkillInventoryOptions().rank(rank); }
+SkillInventoryOptions SkillInventoryOptions::Dense() { return SkillInventoryOptions().kind(InventoryKind::kDense); }
+SkillInventoryOptions SkillInventoryOptions::Sparse(double density) {
+  return SkillInventoryOptions().kind(InventoryKind::kSparse).density(density);
+}
+
+at::Tensor MixAlongInput(const at::Tensor& weights_any, const at::Tensor& params) {
+  const auto weights = weights_any.to(params.scalar_type());
+  const int64_t u = weights.size(0), h = weights.size(1), s = weights.size(2);
+  const int64_t d = params.size(1), k = params.size(2);
+  TORCH_CHECK(params.size(0) == s, "MixAlongInput: weights have ", s, " skills but params have ", params.size(0));
+  TORCH_CHECK(d % h == 0, "MixAlongInput: ", h, " heads do not divide the input size ", d);
+  if (h == 1) return at::mm(weights.view({u, s}), params.reshape({s, d * k})).view({u, d, k});
+  // (S, h, d/h * k) -> per head (h, S, m); one bmm mixes every head's block at once.
+  const auto blocks = params.reshape({s, h, (d / h) * k}).transpose(0, 1);
+  const auto mixed = at::bmm(weights.transpose(0, 1), blocks);  // (h, U, m)
+  return mixed.transpose(0, 1).reshape({u, d, k});
+}
+
+at::Tensor MixAlongOutput(const at::Tensor& weights_any, const at::Tensor& params) {
+  const auto weights = weights_any.to(params.scalar_type());
+  const int64_t u = weights.size(0), h = weights.size(1), s = weights.size(2);
+  const int64_t k = params.size(1), d = params.size(2);
+  if (params.size(0) == 1 && s > 1) return params.expand({u, k, d});  // a shared factor: every mixture is itself
+  TORCH_CHECK(params.size(0) == s, "MixAlongOutput: weights have ", s, " skills but params have ", params.size(0));
+  TORCH_CHECK(d % h == 0, "MixAlongOutput: ", h, " heads do not divide the output size ", d);
+  if (h == 1) return at::mm(weights.view({u, s}), params.reshape({s, k * d})).view({u, k, d});
+  const auto blocks = params.reshape({s, k, h, d / h}).permute({2, 0, 1, 3}).reshape({h, s, k * (d / h)});
+  const auto mixed = at::bmm(weights.transpose(0, 1), blocks);  // (h, U, k * d/h)
+  return mixed.view({h, u, k, d / h}).permute({1, 2, 0, 3}).reshape({u, k, d});
+}
+
+SkillInventoryImpl::SkillInventoryImpl(SkillInventoryOptions options_, int64_t n_skills, int64_t d_in, int64_t d_out,
+                                       int64_t n_splits)
+    : options(std::move(options_)), n_skills_(n_skills), d_in_(d_in), d_out_(d_out), n_splits_(n_splits) {
+  reset();
+}
+
+void SkillInventoryImpl::reset() {
+  TORCH_CHECK(n_skills_ >= 1, "SkillInventory: n_skills must be >= 1, got ", n_skills_);
+  TORCH_CHECK(d_in_ >= 1 && d_out_ >= 1, "SkillInventory: sizes must be >= 1, got d_in=", d_in_, ", d_out=", d_out_);
+  TORCH_CHECK(n_splits_ >= 1 && d_in_ % n_splits_ == 0 && d_out_ % n_splits_ == 0, "SkillInventory: n_splits=",
+              n_splits_, " must divide both d_in=", d_in_, " and d_out=", d_out_);
+  const double a_bound = 1.0 / std::sqrt(static_cast<double>(d_in_));  // kaiming_uniform(a=sqrt(5)) on fan-in d_in
+  lora_a_ = lora_b_ = dense_delta_ = sparse_values_ = sparse_entries_ = sparse_skills_ = bias_delta_ =
+      at::Tensor();
+  switch (options.kind()) {
+    case InventoryKind::kLowRank: {
+      const int64_t r = options.rank();
+      TORCH_CHECK(r >= 1, "SkillInventory: rank must be >= 1, got ", r);
+      lora_a_ = register_parameter("lora_a", at::empty({n_skills_, d_in_, r}).uniform_(-a_bound, a_bound));
+      const int64_t b_copies = options.share_b() ? 1 : n_skills_;
+      auto b = at::zeros({b_copies, r, d_out_});
+      if (!options.zero_init()) b.uniform_(-1.0 / std::sqrt(static_cast<double>(r)), 1.0 / std::sqrt(static_cast<double>(r)));
+      lora_b_ = register_parameter("lora_b", b);
+      break;
+    }
+    case InventoryKind::kDense: {
+      auto delta = at::zeros({n_skills_, d_in_, d_out_});
+      if (!options.zero_init()) delta.uniform_(-a_bound, a_bound);
+      dense_delta_ = register_parameter("dense_delta", delta);
+      break;
+    }
+    case InventoryKind::kSparse: {
+      const double density = options.density();
+      TORCH_CHECK(density > 0 && density <= 1, "SkillInventory: sparse density must be in (0, 1], got ", density);
+      const int64_t per_skill = d_in_ * d_out_, total = n_skills_ * per_skill;
+      const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::llround(density * static_cast<double>(total))));
+      // Polytropon's released code draws the (entry, skill) pairs uniformly over the joint space, so
+      // skills get unequal counts; the mask is fixed for the module's life (and saved with it).
+      const auto picks = std::get<0>(at::randperm(total, at::TensorOptions().dtype(at::kLong)).narrow(0, 0, k).sort());
+      sparse_skills_ = register_buffer("sparse_skills", picks.div(per_skill, "floor"));
+      sparse_entries_ = register_buffer("sparse_entries", picks.remainder(per_skill));
+      auto values = at::zeros({k});
+      if (!options.zero_init()) values.uniform_(-a_bound, a_bound);
+      sparse_values_ = register_parameter("sparse_values", values);
+      break;
+    }
+  }
+  if (options.bias_skills()) {
+    TORCH_CHECK(options.kind() != InventoryKind::kLowRank, "SkillInventory: bias_skills applies to dense and sparse skills");
+    bias_delta_ = register_parameter("bias_delta", at::zeros({n_skills_, d_out_}));
+  }
+}
+
+void SkillInventoryImpl::pretty_print(std::ostream& stream) const {
+  stream << "skillgrid::skills::SkillInventory(kind=" << InventoryKindName(options.kind()) << ", n_skills=" << n_skills_
+         << ", d_in=" << d_in_ << ", d_out=" << d_out_;
+  if (n_splits_ > 1) stream << ", n_splits=" << n_splits_;
+  if (options.kind() == InventoryKind::kLowRank) stream << ", rank=" << options.rank();
+  if (options.kind() == InventoryKind::kSparse) stream << ", density=" << options.density();
+  stream << ")";
+}
+
+static void CheckWeights(const SkillWeights& weights, int64_t n_skills, int64_t n_splits) {
+  TORCH_CHECK(weights.for_a.defined() && weights.for_a.dim() == 3 && weights.for_a.size(1) == n_splits &&
+                  weights.for_a.size(2) == n_skills,
+              "SkillInventory: router weights must be (U, ", n_splits, ", ", n_skills, "), got ",
+              weights.for_a.defined() ? weights.for_a.sizes() : at::IntArrayRef{},
+              " (router and inventory disagree on n_splits or n_skills)");
+}
+
+LowRankFactors SkillInventoryImpl::MixLowRank(const SkillWeights& weights) const {
+  TORCH_CHECK(is_low_rank(), "SkillInventory: MixLowRank needs low-rank skills, kind is ", InventoryKindName(options.kind()));
+  CheckWeights(weights, n_skills_, n_splits_);
+  const double scale = 1.0 / static_cast<double>(options.rank());
+  return {MixAlongInput(weights.for_a, lora_a_), MixAlongOutput(weights.for_b, lora_b_) * scale};
+}
+
+at::Tensor SkillInventoryImpl::MixDelta(const SkillWeights& weights) const {
+  CheckWeights(weights, n_skills_, n_splits_);
+  switch (options.kind()) {
+    case InventoryKind::kLowRank: {
+      const auto factors = MixLowRank(weights);
+      return at::bmm(factors.a, factors.b);
+    }
+    case InventoryKind::kDense:
+      return MixAlongInput(weights.for_a, dense_delta_);
+    case InventoryKind::kSparse: {
+      const int64_t u = weights.for_a.size(0);
+      // The mask lives in buffers (restored by load; Module::to(dtype) may have cast them), so
+      // each value's (head, skill) column is derived here rather than cached at construction.
+      const auto entries = sparse_entries_.to(at::kLong), skills = sparse_skills_.to(at::kLong);
+      const auto head_skill = at::div(entries, d_out_ * (d_in_ / n_splits_), "floor") * n_skills_ + skills;
+      const auto per_value = weights.for_a.to(sparse_values_.scalar_type())
+                                 .reshape({u, n_splits_ * n_skills_})
+                                 .index_select(1, head_skill);
+      return at::zeros({u, d_in_ * d_out_}, sparse_values_.options())
+          .index_add(1, entries, per_value * sparse_values_)
+          .view({u, d_in_, d_out_});
+    }
+  }
+  return at::Tensor();
+}
+
+at::Tensor SkillInventoryImpl::MixBiasDelta(const SkillWeights& weights) const {
+  if (!bias_delta_.defined()) return at::Tensor();
+  CheckWeights(weights, n_skills_, n_splits_);
+  return MixAlongOutput(weights.for_b, bias_delta_.unsqueeze(1)).squeeze(1);
+}
+
+}  // namespace skillgrid::skills

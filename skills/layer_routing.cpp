@@ -1,0 +1,42 @@
+#include "skills/layer_routing.h"
+
+#include <c10/util/Exception.h>
+
+namespace skillgrid::skills::detail {
+
+SkillWeights RouteBatch(RouterImpl& router, const TaskBatch& batch, bool* task_independent) {
+  SkillWeights weights = router.forward(batch);
+  *task_independent = router.kind() == RouterKind::kMu || router.kind() == RouterKind::kAdaMix;
+  if (*task_independent && weights.for_a.size(0) > 1) {
+    weights.for_a = weights.for_a.narrow(0, 0, 1);
+    weights.for_b = weights.for_b.narrow(0, 0, 1);
+  }
+  return weights;
+}
+
+SkillWeights EvalWeightsForTask(const RouterImpl& router, int64_t task) {
+  TORCH_CHECK(task >= 0 && task < router.n_tasks(), "export: task id ", task, " is out of range for a router over ",
+              router.n_tasks(), " tasks (valid ids 0..", router.n_tasks() - 1, ")");
+  const auto w = router.EvalWeights().narrow(0, task, 1);
+  return {w, w};
+}
+
+at::Tensor ForEachTaskBlock(const TaskBatch& batch, const at::Tensor& x,
+                            const std::function<at::Tensor(int64_t, const at::Tensor&)>& per_task) {
+  const int64_t u = batch.num_unique();
+  if (u == 1) return per_task(0, x);
+  const auto grouped = batch.GroupRows(x);
+  const auto blocks = grouped.split_with_sizes(batch.rows_per_task, 0);
+  std::vector<at::Tensor> outputs;
+  outputs.reserve(static_cast<size_t>(u));
+  for (int64_t i = 0; i < u; ++i) outputs.push_back(per_task(i, blocks[static_cast<size_t>(i)]));
+  return batch.UngroupRows(at::cat(outputs, 0));
+}
+
+void CheckRows(const char* layer, const at::Tensor& x, const TaskBatch& batch) {
+  TORCH_CHECK(x.dim() >= 1 && x.size(0) == batch.num_rows(), layer, ": input has shape ", x.sizes(), " but the TaskBatch has ",
+              batch.num_rows(), " rows");
+  TORCH_CHECK(batch.num_rows() > 0, layer, ": empty batch");
+}
+
+}  // namespace skillgrid::skills::detail

@@ -1,0 +1,138 @@
+#include "skills/skill_conv_embedding.h"
+
+#include <ostream>
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/autograd.h>
+
+#include "skills/layer_routing.h"
+
+namespace skillgrid::skills {
+
+SkillConv2dOptions::SkillConv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)
+    : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
+
+SkillConv2dImpl::SkillConv2dImpl(SkillConv2dOptions options_) : options(std::move(options_)) { reset(); }
+
+void SkillConv2dImpl::reset() {
+  const int64_t in = options.in_channels(), out = options.out_channels(), k = options.kernel_size();
+  TORCH_CHECK(in >= 1 && out >= 1 && k >= 1, "SkillConv2d: in_channels=", in, ", out_channels=", out,
+              ", kernel_size=", k, " must all be >= 1");
+  base_ = register_module("base", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k)
+                                                        .stride(options.stride())
+                                                        .padding(options.padding())
+                                                        .bias(options.bias())));
+  router_ = options.router() ? options.router() : register_module("router", Router(options.routing()));
+  const int64_t h = router_->n_splits();
+  // Splitting the flattened (C_in, k, k) fan-in into h blocks equals splitting input channels.
+  TORCH_CHECK(in % h == 0 && out % h == 0, "SkillConv2d: n_splits=", h, " must divide in_channels=", in,
+              " and out_channels=", out);
+  skills_ = register_module("skills", SkillInventory(options.skills(), router_->n_skills(), in * k * k, out, h));
+}
+
+void SkillConv2dImpl::pretty_print(std::ostream& stream) const {
+  stream << "skillgrid::skills::SkillConv2d(" << options.in_channels() << ", " << options.out_channels()
+         << ", kernel_size=" << options.kernel_size() << ", stride=" << options.stride()
+         << ", padding=" << options.padding() << ", router=" << RouterKindName(router_->kind())
+         << ", skills=" << InventoryKindName(skills_->options.kind()) << ")";
+}
+
+std::pair<at::Tensor, at::Tensor> SkillConv2dImpl::TaskKernels(const SkillWeights& weights) const {
+  const int64_t in = options.in_channels(), out = options.out_channels(), k = options.kernel_size();
+  const auto delta = skills_->MixDelta(weights);  // (U, in*k*k, out)
+  const int64_t u = delta.size(0);
+  const auto kernels = base_->weight.unsqueeze(0) + delta.transpose(1, 2).reshape({u, out, in, k, k});
+  at::Tensor biases = base_->bias.defined() ? base_->bias.unsqueeze(0).expand({u, out}) : at::Tensor();
+  const auto bias_delta = skills_->MixBiasDelta(weights);
+  if (bias_delta.defined()) biases = biases.defined() ? biases + bias_delta : bias_delta;
+  return {kernels, biases};
+}
+
+at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch) {
+  detail::CheckRows("SkillConv2d", x, batch);
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "SkillConv2d: input must be (N, ",
+              options.in_channels(), ", H, W), got ", x.sizes());
+  bool task_independent = false;
+  const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
+  const auto [kernels, biases] = TaskKernels(weights);
+  const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
+  auto conv = [&](int64_t u, const at::Tensor& rows) {
+    return at::conv2d(rows, kernels[u], biases.defined() ? biases[u] : at::Tensor(), stride, padding);
+  };
+  if (task_independent) return conv(0, x);
+  // Convolutions are costly per row, so a loop of one convolution per task adds little.
+  return detail::ForEachTaskBlock(batch, x, conv);
+}
+
+std::pair<at::Tensor, at::Tensor> SkillConv2dImpl::EffectiveWeights(int64_t task) const {
+  const auto [kernels, biases] = TaskKernels(detail::EvalWeightsForTask(*router_, task));
+  return {kernels[0], biases.defined() ? biases[0] : at::Tensor()};
+}
+
+torch::nn::Conv2d SkillConv2dImpl::ExportTask(int64_t task) const {
+  torch::NoGradGuard no_grad;
+  const auto [kernel, bias] = EffectiveWeights(task);
+  torch::nn::Conv2d plain(torch::nn::Conv2dOptions(options.in_channels(), options.out_channels(), options.kernel_size())
+                              .stride(options.stride())
+                              .padding(options.padding())
+                              .bias(bias.defined()));
+  plain->weight.copy_(kernel);
+  if (bias.defined()) plain->bias.copy_(bias);
+  return plain;
+}
+
+SkillEmbeddingOptions::SkillEmbeddingOptions(int64_t num_embeddings, int64_t embedding_dim)
+    : num_embeddings_(num_embeddings), embedding_dim_(embedding_dim) {}
+
+SkillEmbeddingImpl::SkillEmbeddingImpl(SkillEmbeddingOptions options_) : options(std::move(options_)) { reset(); }
+
+void SkillEmbeddingImpl::reset() {
+  const int64_t rows = options.num_embeddings(), dim = options.embedding_dim();
+  TORCH_CHECK(rows >= 1 && dim >= 1, "SkillEmbedding: num_embeddings=", rows, " and embedding_dim=", dim, " must be >= 1");
+  base_ = register_module("base", torch::nn::Embedding(rows, dim));
+  router_ = options.router() ? options.router() : register_module("router", Router(options.routing()));
+  const int64_t h = router_->n_splits();
+  TORCH_CHECK(rows % h == 0 && dim % h == 0, "SkillEmbedding: n_splits=", h, " must divide num_embeddings=", rows,
+              " and embedding_dim=", dim);
+  skills_ = register_module("skills", SkillInventory(options.skills(), router_->n_skills(), rows, dim, h));
+}
+
+void SkillEmbeddingImpl::pretty_print(std::ostream& stream) const {
+  stream << "skillgrid::skills::SkillEmbedding(" << options.num_embeddings() << ", " << options.embedding_dim()
+         << ", router=" << RouterKindName(router_->kind()) << ", skills=" << InventoryKindName(skills_->options.kind())
+         << ")";
+}
+
+at::Tensor SkillEmbeddingImpl::forward(const at::Tensor& indices, const TaskBatch& batch) {
+  detail::CheckRows("SkillEmbedding", indices, batch);
+  TORCH_CHECK(indices.scalar_type() == at::kLong, "SkillEmbedding: indices must be int64, got ", indices.scalar_type());
+  const int64_t rows = options.num_embeddings();
+  if (indices.numel() > 0) {
+    const int64_t lo = indices.min().item<int64_t>(), hi = indices.max().item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < rows, "SkillEmbedding: index ", (lo < 0 ? lo : hi), " is out of range for ", rows,
+                " embeddings (valid 0..", rows - 1, ")");
+  }
+  bool task_independent = false;
+  const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
+  const auto tables = base_->weight.unsqueeze(0) + skills_->MixDelta(weights);  // (U, rows, dim)
+  if (task_independent || batch.num_unique() == 1) return at::embedding(tables[0], indices);
+  // Stack the task tables and offset each row's indices into its own task's table.
+  std::vector<int64_t> slot_shape(static_cast<size_t>(indices.dim()), 1);
+  slot_shape[0] = indices.size(0);
+  const auto offsets = (batch.slot_of_row * rows).view(slot_shape);
+  return at::embedding(tables.reshape({-1, options.embedding_dim()}), indices + offsets);
+}
+
+at::Tensor SkillEmbeddingImpl::EffectiveTable(int64_t task) const {
+  return base_->weight + skills_->MixDelta(detail::EvalWeightsForTask(*router_, task))[0];
+}
+
+torch::nn::Embedding SkillEmbeddingImpl::ExportTask(int64_t task) const {
+  torch::NoGradGuard no_grad;
+  torch::nn::Embedding plain(options.num_embeddings(), options.embedding_dim());
+  plain->weight.copy_(EffectiveTable(task));
+  return plain;
+}
+
+}  // namespace skillgrid::skills

@@ -1,0 +1,162 @@
+#include "skills/skill_linear.h"
+
+#include <ostream>
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/autograd.h>
+
+#include "skills/layer_routing.h"
+
+namespace skillgrid::skills {
+
+SkillLinearOptions::SkillLinearOptions(int64_t in_features, int64_t out_features)
+    : in_features_(in_features), out_features_(out_features) {}
+
+SkillLinearImpl::SkillLinearImpl(SkillLinearOptions options_) : options(std::move(options_)) { reset(); }
+
+SkillLinearImpl::SkillLinearImpl(int64_t in_features, int64_t out_features, int64_t n_tasks, int64_t n_skills, int64_t rank)
+    : SkillLinearImpl(SkillLinearOptions(in_features, out_features)
+                          .routing(RouterOptions::Poly(n_tasks, n_skills))
+                          .skills(SkillInventoryOptions::LowRank(rank))) {}
+
+void SkillLinearImpl::reset() {
+  const int64_t in = options.in_features(), out = options.out_features();
+  TORCH_CHECK(in >= 1 && out >= 1, "SkillLinear: sizes must be >= 1, got in_features=", in, ", out_features=", out);
+  base_ = register_module("base", torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(options.bias())));
+  if (options.freeze_base()) {
+    for (auto& p : base_->parameters()) p.set_requires_grad(false);
+  }
+  if (options.router()) {
+    router_ = options.router();
+  } else {
+    router_ = register_module("router", Router(options.routing()));
+  }
+  const int64_t h = router_->n_splits();
+  TORCH_CHECK(in % h == 0 && out % h == 0, "SkillLinear: n_splits=", h, " must divide in_features=", in,
+              " and out_features=", out);
+  skills_ = register_module("skills", SkillInventory(options.skills(), router_->n_skills(), in, out, h));
+  merged_weight_ = merged_bias_ = at::Tensor();
+  merged_versions_.clear();
+}
+
+void SkillLinearImpl::pretty_print(std::ostream& stream) const {
+  stream << "skillgrid::skills::SkillLinear(in_features=" << options.in_features()
+         << ", out_features=" << options.out_features() << ", router=" << RouterKindName(router_->kind())
+         << ", skills=" << InventoryKindName(skills_->options.kind()) << ")";
+}
+
+void SkillLinearImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  merged_weight_ = merged_bias_ = at::Tensor();
+  merged_versions_.clear();
+}
+
+std::vector<int64_t> SkillLinearImpl::ParameterVersions() const {
+  std::vector<int64_t> versions;
+  for (const auto& p : base_->parameters()) versions.push_back(static_cast<int64_t>(p._version()));
+  for (const auto& p : skills_->parameters()) versions.push_back(static_cast<int64_t>(p._version()));
+  return versions;
+}
+
+at::Tensor SkillLinearImpl::forward(const at::Tensor& x, const at::Tensor& task_ids) {
+  return forward(x, TaskBatch::FromTaskIds(task_ids));
+}
+
+at::Tensor SkillLinearImpl::forward(const at::Tensor& x, const TaskBatch& batch) {
+  detail::CheckRows("SkillLinear", x, batch);
+  TORCH_CHECK(x.dim() >= 2 && x.size(-1) == options.in_features(), "SkillLinear: input has shape ", x.sizes(),
+              " but in_features=", options.in_features());
+  const bool cacheable = router_->kind() == RouterKind::kAdaMix && !is_training() && !at::GradMode::is_enabled();
+  if (cacheable) {
+    router_->forward(batch);  // still validates the task ids
+    if (!merged_weight_.defined() || merged_versions_ != ParameterVersions()) {
+      std::tie(merged_weight_, merged_bias_) = EffectiveWeights(0);
+      merged_versions_ = ParameterVersions();
+    }
+    return at::linear(x, merged_weight_, merged_bias_);
+  }
+  bool task_independent = false;
+  const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
+  if (!skills_->is_low_rank()) return ForwardMerged(x, batch, weights, task_independent);
+  switch (options.low_rank_strategy()) {
+    case LowRankStrategy::kMerged: return ForwardMerged(x, batch, weights, task_independent);
+    case LowRankStrategy::kFactored: return ForwardFactored(x, batch, weights, task_independent);
+    case LowRankStrategy::kAuto: break;
+  }
+  // Merging costs d_in*d_out*r per task; the factored delta costs rows*(d_in+d_out)*r per task,
+  // in skinny matmuls that run several times slower per FLOP. Merge once a task has enough rows.
+  const int64_t in = options.in_features(), out = options.out_features();
+  const int64_t rows_per_mixture = task_independent ? batch.num_rows() : batch.max_rows_per_task;
+  const bool merge = 2 * rows_per_mixture * (in + out) >= in * out;
+  return merge ? ForwardMerged(x, batch, weights, task_independent)
+               : ForwardFactored(x, batch, weights, task_independent);
+}
+
+std::pair<at::Tensor, at::Tensor> SkillLinearImpl::TaskWeightsAndBiases(const SkillWeights& weights) const {
+  const int64_t out = options.out_features(), in = options.in_features();
+  at::Tensor task_weights;
+  if (skills_->is_low_rank()) {
+    // (A_t B_t)^T / r = B_t^T A_t^T / r, laid out (U, out, in) like the base weight; the 1/r
+    // scale rides on baddbmm's alpha instead of costing an op of its own.
+    const auto mixed_a = MixAlongInput(weights.for_a, skills_->lora_a());
+    const auto mixed_b = MixAlongOutput(weights.for_b, skills_->lora_b());
+    task_weights = at::baddbmm(base_->weight.unsqueeze(0).expand({mixed_a.size(0), out, in}), mixed_b.transpose(1, 2),
+                               mixed_a.transpose(1, 2), /*beta=*/1.0,
+                               /*alpha=*/1.0 / static_cast<double>(skills_->options.rank()));
+  } else {
+    task_weights = base_->weight.unsqueeze(0) + skills_->MixDelta(weights).transpose(1, 2);
+  }
+  at::Tensor task_bias = base_->bias.defined() ? base_->bias.unsqueeze(0) : at::Tensor();
+  const auto bias_delta = skills_->MixBiasDelta(weights);
+  if (bias_delta.defined()) task_bias = task_bias.defined() ? task_bias + bias_delta : bias_delta;
+  if (task_bias.defined()) task_bias = task_bias.expand({task_weights.size(0), out});
+  return {task_weights, task_bias};
+}
+
+at::Tensor SkillLinearImpl::ForwardMerged(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights,
+                                          bool task_independent) {
+  const auto [task_weights, task_bias] = TaskWeightsAndBiases(weights);
+  if (task_independent || batch.num_unique() == 1)
+    return at::linear(x, task_weights[0], task_bias.defined() ? task_bias[0] : at::Tensor());
+  // One batched matmul over zero-padded task blocks instead of a loop of per-task matmuls:
+  // a constant number of ops whatever the number of tasks.
+  const int64_t u = batch.num_unique(), in = options.in_features(), out = options.out_features();
+  const auto padded = batch.ToPadded(x);                     // (U, n_max, ..., in)
+  const auto rows = padded.reshape({u, -1, in});             // (U, n_max * ..., in)
+  const auto weights_t = task_weights.transpose(1, 2);       // (U, in, out)
+  const auto y = task_bias.defined() ? at::baddbmm(task_bias.unsqueeze(1), rows, weights_t) : at::bmm(rows, weights_t);
+  std::vector<int64_t> padded_out = padded.sizes().vec();
+  padded_out.back() = out;
+  return batch.FromPadded(y.view(padded_out));
+}
+
+at::Tensor SkillLinearImpl::ForwardFactored(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights,
+                                            bool task_independent) {
+  const auto factors = skills_->MixLowRank(weights);
+  const auto base_out = base_(x);
+  if (task_independent || batch.num_unique() == 1) return base_out + x.matmul(factors.a[0]).matmul(factors.b[0]);
+  const int64_t u = batch.num_unique(), in = options.in_features(), out = options.out_features();
+  const auto padded = batch.ToPadded(x);
+  const auto delta = at::bmm(at::bmm(padded.reshape({u, -1, in}), factors.a), factors.b);
+  std::vector<int64_t> padded_out = padded.sizes().vec();
+  padded_out.back() = out;
+  return base_out + batch.FromPadded(delta.view(padded_out));
+}
+
+std::pair<at::Tensor, at::Tensor> SkillLinearImpl::EffectiveWeights(int64_t task) const {
+  const auto [weights, biases] = TaskWeightsAndBiases(detail::EvalWeightsForTask(*router_, task));
+  return {weights[0], biases.defined() ? biases[0] : at::Tensor()};
+}
+
+torch::nn::Linear SkillLinearImpl::ExportTask(int64_t task) const {
+  torch::NoGradGuard no_grad;
+  const auto [weight, bias] = EffectiveWeights(task);
+  const bool has_bias = bias.defined();
+  torch::nn::Linear plain(torch::nn::LinearOptions(options.in_features(), options.out_features()).bias(has_bias));
+  plain->weight.copy_(weight);
+  if (has_bias) plain->bias.copy_(bias);
+  return plain;
+}
+
+}  // namespace skillgrid::skills

@@ -1,0 +1,178 @@
+// Tests of agents/: output shapes, determinism, parameter counts, routing seams, the recurrent
+// cells against torch's, instruction deduplication.
+#include "agents/actor_critic.h"
+
+#include <gtest/gtest.h>
+
+#include <torch/nn/modules/rnn.h>
+
+#include "agents/layers.h"
+#include "agents/observation.h"
+#include "skills/task_batch.h"
+
+namespace skillgrid::agents {
+namespace {
+
+// A batch of B synthetic observations: random small tile values, two distinct missions.
+Observation SyntheticBatch(int64_t b, int64_t tasks, uint64_t seed) {
+  at::manual_seed(seed);
+  at::Tensor images = at::randint(0, 11, {b, 7, 7, 3}, at::kByte);
+  at::Tensor tokens = at::zeros({b, 8}, at::kInt);
+  at::Tensor lengths = at::empty({b}, at::kInt);
+  at::Tensor task_ids = at::arange(b, at::kLong) % tasks;
+  for (int64_t i = 0; i < b; ++i) {
+    const bool first = i % 2 == 0;
+    const std::vector<int32_t> m = first ? std::vector<int32_t>{3, 5, 7, 9} : std::vector<int32_t>{2, 4, 6};
+    for (size_t k = 0; k < m.size(); ++k) tokens[i][static_cast<int64_t>(k)] = m[k];
+    lengths[i] = static_cast<int32_t>(m.size());
+  }
+  return MakeObservation(images, tokens, lengths, task_ids);
+}
+
+ModelOptions Options(const std::string& arch, const std::string& router, int64_t tasks) {
+  ModelOptions o(arch);
+  o.routing(RoutingOptions().router(router).n_tasks(tasks).n_skills(3).rank(2));
+  return o;
+}
+
+class ArchTest : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(ArchTest, ShapesAndProbabilities) {
+  const auto [arch, router] = GetParam();
+  ActorCritic model(Options(arch, router, 3));
+  const Observation obs = SyntheticBatch(6, 3, 1);
+  const auto batch = skills::TaskBatch::FromTaskIds(obs.task_ids);
+  const at::Tensor memory = at::zeros({6, model->memory_size()});
+  const PolicyOutput out = model->Act(obs, memory, batch);
+  EXPECT_EQ(out.log_probs.sizes(), (at::IntArrayRef{6, kNumActions}));
+  EXPECT_EQ(out.values.sizes(), (at::IntArrayRef{6}));
+  EXPECT_EQ(out.memory.sizes(), (at::IntArrayRef{6, model->memory_size()}));
+  EXPECT_TRUE(at::allclose(out.log_probs.exp().sum(1), at::ones({6}), 1e-5, 1e-5));
+  EXPECT_TRUE(at::isfinite(out.values).all().item<bool>());
+  // The router seam: learned logits only for learned routers.
+  EXPECT_EQ(model->RouterParameters().empty(), router != "poly");
+}
+
+INSTANTIATE_TEST_SUITE_P(Agents, ArchTest,
+                         ::testing::Combine(::testing::Values("bow_endpool_res", "expert_filmcnn", "small"),
+                                            ::testing::Values("none", "poly", "shared")));
+
+TEST(ActorCritic, SameSeedSameNetworkAndOutputs) {
+  auto run = [] {
+    at::manual_seed(7);
+    ActorCritic model(Options("small", "poly", 2));
+    model->eval();
+    const Observation obs = SyntheticBatch(4, 2, 3);
+    return model->Act(obs, at::zeros({4, model->memory_size()}), skills::TaskBatch::FromTaskIds(obs.task_ids))
+        .log_probs;
+  };
+  EXPECT_TRUE(at::equal(run(), run()));
+}
+
+TEST(ActorCritic, BowEndpoolResParameterCount) {
+  // BabyAI 1.1 counts 1,270,536 with a 100-word table; skillgrid's has 33 rows (-67 x 128).
+  ActorCritic model(Options("bow_endpool_res", "none", 1));
+  EXPECT_EQ(model->NumParameters(), 1270536 - 67 * 128);
+}
+
+TEST(ActorCritic, RoutedModelHasPerLayerRouters) {
+  ActorCritic model(Options("bow_endpool_res", "poly", 8));
+  // Every conv, FiLM, GRU, LSTM and head Linear gets its own router: 6 convs + 4 FiLM + 2 GRU
+  // + 2 LSTM + 4 heads.
+  EXPECT_EQ(model->RouterParameters().size(), 18u);
+  EXPECT_EQ(model->RoutingSnapshot().size(), 18u);
+  // Router and network parameters partition the parameters.
+  EXPECT_EQ(model->RouterParameters().size() + model->NetworkParameters().size(), model->parameters().size());
+}
+
+TEST(ActorCritic, FamiliesChooseWhatIsRouted) {
+  ModelOptions o = Options("small", "poly", 2);
+  o.routing().families({"heads"});
+  ActorCritic model(o);
+  EXPECT_EQ(model->RouterParameters().size(), 4u);
+}
+
+TEST(ActorCritic, RejectsBadOptions) {
+  EXPECT_THROW(ActorCritic(ModelOptions("resnet")), std::invalid_argument);
+  EXPECT_THROW(ActorCritic(Options("small", "magic", 2)), std::invalid_argument);
+  ModelOptions o = Options("small", "poly", 2);
+  o.routing().families({"conv", "tail"});
+  EXPECT_THROW(ActorCritic{o}, std::invalid_argument);
+}
+
+TEST(ActorCritic, OptionsJsonRoundTrip) {
+  ModelOptions o = Options("expert_filmcnn", "mhr", 4);
+  o.routing().heads(4);
+  EXPECT_EQ(ModelOptions::FromJson(o.ToJson()).ToJson(), o.ToJson());
+  EXPECT_EQ(o.ToJson()["vocabulary"].size(), 33u);
+}
+
+TEST(Layers, LstmCellMatchesTorch) {
+  RoutingOptions none;
+  LstmCell cell(none, LayerFamily::kMemory, 5, 4);
+  torch::nn::LSTMCell ref(torch::nn::LSTMCellOptions(5, 4));
+  auto params = cell->named_parameters();
+  {
+    torch::NoGradGuard g;
+    ref->weight_ih.copy_(params["ih.linear.weight"]);
+    ref->bias_ih.copy_(params["ih.linear.bias"]);
+    ref->weight_hh.copy_(params["hh.linear.weight"]);
+    ref->bias_hh.copy_(params["hh.linear.bias"]);
+  }
+  const at::Tensor x = at::randn({3, 5});
+  const at::Tensor h = at::randn({3, 4});
+  const at::Tensor c = at::randn({3, 4});
+  const at::Tensor ours = cell->forward(x, at::cat({h, c}, 1), skills::TaskBatch());
+  auto [h2, c2] = ref->forward(x, std::make_tuple(h, c));
+  EXPECT_TRUE(at::allclose(ours, at::cat({h2, c2}, 1), 1e-5, 1e-6));
+}
+
+TEST(Layers, InstructionEncoderMatchesTorchGruAtLastToken) {
+  RoutingOptions none;
+  InstructionEncoder enc(none, 10, 6, 5);
+  torch::nn::GRU ref(torch::nn::GRUOptions(6, 5).batch_first(true));
+  auto params = enc->named_parameters();
+  {
+    torch::NoGradGuard g;
+    ref->named_parameters()["weight_ih_l0"].copy_(params["ih.linear.weight"]);
+    ref->named_parameters()["bias_ih_l0"].copy_(params["ih.linear.bias"]);
+    ref->named_parameters()["weight_hh_l0"].copy_(params["hh.linear.weight"]);
+    ref->named_parameters()["bias_hh_l0"].copy_(params["hh.linear.bias"]);
+  }
+  // Row 0 has 4 tokens, row 1 has 2 (then padding): the output is taken at the last real token.
+  const at::Tensor tokens = at::tensor({1, 2, 3, 4, 5, 6, 0, 0}, at::kLong).view({2, 4});
+  const at::Tensor lengths = at::tensor({4, 2}, at::kLong);
+  const at::Tensor ours = enc->forward(tokens, lengths, skills::TaskBatch());
+  auto embedding = params["embedding.weight"];
+  const at::Tensor out0 = std::get<0>(ref->forward(embedding.index_select(0, tokens[0]).unsqueeze(0)));
+  const at::Tensor out1 = std::get<0>(ref->forward(embedding.index_select(0, tokens[1].narrow(0, 0, 2)).unsqueeze(0)));
+  EXPECT_TRUE(at::allclose(ours[0], out0[0][3], 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(ours[1], out1[0][1], 1e-5, 1e-6));
+}
+
+TEST(Layers, RoutedConvMatchesPlainConvWhenSkillsAreZero) {
+  // A routed conv is a SkillLinear over unfolded patches; with zero-initialised skill outputs it
+  // is the plain convolution of its base weights.
+  RoutingOptions poly = RoutingOptions().router("poly").n_tasks(2).n_skills(3).rank(2);
+  RoutedConv2d conv(poly, LayerFamily::kConv, 4, 6, 3, 1);
+  const at::Tensor x = at::randn({5, 4, 7, 7});
+  const auto batch = skills::TaskBatch::FromTaskIds(at::tensor({0, 1, 0, 1, 1}, at::kLong));
+  conv->eval();
+  const at::Tensor ours = conv->forward(x, batch);
+  const auto base = conv->skill()->base();
+  const at::Tensor ref = at::conv2d(x, base->weight.view({6, 4, 3, 3}), base->bias, {1, 1}, {1, 1});
+  EXPECT_TRUE(at::allclose(ours, ref, 1e-4, 1e-5));
+}
+
+TEST(Observation, DeduplicatesInstructionsPerTask) {
+  const Observation obs = SyntheticBatch(8, 2, 1);
+  // Two missions x two tasks, but mission parity equals task parity here: 2 distinct pairs.
+  EXPECT_EQ(obs.instr_tokens.size(0), 2);
+  EXPECT_EQ(obs.instr_tokens.size(1), 4);
+  EXPECT_EQ(obs.instr_index.size(0), 8);
+  const Observation obs3 = SyntheticBatch(12, 3, 1);
+  EXPECT_EQ(obs3.instr_tokens.size(0), 6);
+}
+
+}  // namespace
+}  // namespace skillgrid::agents

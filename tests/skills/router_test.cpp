@@ -1,0 +1,125 @@
+// Tests of routers: eval weights, relaxed-Bernoulli sampling, straight-through, adaptation rows,
+// TaskBatch grouping, and bad-use messages.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "skills/router.h"
+#include "skills/task_batch.h"
+#include "test_util.h"
+
+namespace skillgrid::skills {
+namespace {
+
+using testing::ExpectThrowWith;
+using testing::Ids;
+
+TEST(Router, EvalWeightsAreDeterministicAndSumToOnePerHead) {
+  torch::manual_seed(0);
+  for (const auto& options : {RouterOptions::Poly(5, 4), RouterOptions::Mhr(5, 4, 3), RouterOptions::Shared(5),
+                              RouterOptions::Private(5), RouterOptions::Mu(5, 4), RouterOptions::AdaMix(5, 4)}) {
+    Router router(options);
+    router->eval();
+    const auto batch = TaskBatch::FromTaskIds(Ids({4, 0, 2, 2}));
+    const auto first = router->forward(batch).for_a;
+    const auto second = router->forward(batch).for_a;
+    EXPECT_TRUE(torch::equal(first, second)) << RouterKindName(options.kind());
+    EXPECT_EQ(first.sizes(), (std::vector<int64_t>{3, options.n_splits(), options.n_skills()}));
+    EXPECT_TRUE(torch::allclose(first.sum(-1), torch::ones({3, options.n_splits()}), 1e-6, 1e-6));
+    EXPECT_TRUE(torch::allclose(router->EvalWeights().sum(-1), torch::ones({5, options.n_splits()}), 1e-6, 1e-6));
+  }
+}
+
+TEST(Router, PolyInitialLogitsAreNearZeroAndTrainingWeightsAreNoisyButNormalised) {
+  torch::manual_seed(1);
+  Router router(RouterOptions::Poly(4, 6));
+  EXPECT_LE(router->logits().abs().max().item<double>(), 1e-3);
+  const auto batch = TaskBatch::FromTaskIds(Ids({0, 1, 2, 3}));
+  const auto a = router->forward(batch).for_a, b = router->forward(batch).for_a;
+  EXPECT_FALSE(torch::equal(a, b));
+  EXPECT_TRUE(torch::allclose(a.sum(-1), torch::ones({4, 1}), 1e-6, 1e-6));
+}
+
+TEST(Router, RelaxedBernoulliBecomesBinaryAsTemperatureFallsWithProbabilitySigmoid) {
+  torch::manual_seed(2);
+  const int64_t n = 20000;
+  const auto logits = torch::tensor({-2.0, -0.5, 0.0, 1.0, 3.0}).repeat({n, 1});
+  auto not_binary = [](const at::Tensor& s) {
+    return ((s > 1e-3) & (s < 1 - 1e-3)).to(torch::kDouble).mean().item<double>();
+  };
+  const double at_tenth = not_binary(SampleRelaxedBernoulli(logits, 0.1));
+  const double at_hundredth = not_binary(SampleRelaxedBernoulli(logits, 0.01));
+  const auto samples = SampleRelaxedBernoulli(logits, /*temperature=*/1e-4);
+  EXPECT_GT(at_tenth, at_hundredth);
+  EXPECT_GT(at_hundredth, not_binary(samples));
+  EXPECT_LT(not_binary(samples), 1e-3);
+  const auto ones_rate = (samples > 0.5).to(torch::kDouble).mean(0);
+  const auto expected = torch::sigmoid(logits[0]).to(torch::kDouble);
+  for (int64_t j = 0; j < 5; ++j) {
+    const double p = expected[j].item<double>();
+    EXPECT_NEAR(ones_rate[j].item<double>(), p, 4 * std::sqrt(p * (1 - p) / n)) << "logit " << j;
+  }
+  // At tau = 1 the samples stay soft.
+  const auto soft = SampleRelaxedBernoulli(logits, 1.0);
+  EXPECT_GT(((soft > 0.05) & (soft < 0.95)).to(torch::kDouble).mean().item<double>(), 0.3);
+}
+
+TEST(Router, StraightThroughIsBinaryForwardWithSigmoidGradient) {
+  torch::manual_seed(3);
+  Router router(RouterOptions::Poly(2, 4).straight_through(true).relaxed_bernoulli(false));
+  {
+    torch::NoGradGuard no_grad;
+    router->logits().copy_(torch::tensor({{2.0, -1.0, 0.5, -3.0}, {-1.0, -1.0, 1.0, 1.0}}));
+  }
+  const auto w = router->WeightsForTasks(Ids({0, 1})).for_a;
+  EXPECT_TRUE(torch::allclose(w[0][0], torch::tensor({0.5f, 0.f, 0.5f, 0.f}), 1e-6, 1e-6));
+  (w * torch::randn_like(w)).sum().backward();
+  EXPECT_GT(router->logits().grad().abs().sum().item<double>(), 0);
+}
+
+TEST(Router, AddTaskKeepsOldRowsAndDrawsANearZeroRow) {
+  torch::manual_seed(4);
+  Router router(RouterOptions::Mhr(3, 4, 2));
+  const auto before = router->logits().clone();
+  EXPECT_EQ(router->AddTask(), 3);
+  EXPECT_EQ(router->logits().sizes(), (std::vector<int64_t>{4, 8}));
+  EXPECT_TRUE(torch::equal(router->logits().narrow(0, 0, 3), before));
+  EXPECT_LE(router->logits()[3].abs().max().item<double>(), 1e-3);
+  EXPECT_EQ(router->parameters().size(), 1u);
+  EXPECT_EQ(router->parameters()[0].sizes(), router->logits().sizes());
+}
+
+TEST(Router, BadUseMessagesPrintTheValues) {
+  Router router(RouterOptions::Poly(3, 4));
+  ExpectThrowWith([&] { router->forward(TaskBatch::FromTaskIds(Ids({1, 7}))); }, {"task id 7", "3 tasks", "0..2"});
+  ExpectThrowWith([&] { Router(RouterOptions::Fixed(torch::ones({3, 4})).n_splits(2).n_skills(3)); }, {"[3, 4]"});
+  ExpectThrowWith([&] { Router(RouterOptions::Fixed(-torch::ones({2, 2}))); }, {"min is -1"});
+  ExpectThrowWith([&] { Router(RouterOptions::Poly(0, 4)); }, {"n_tasks must be >= 1, got 0"});
+  ExpectThrowWith([&] { TaskBatch::FromTaskIds(torch::zeros({2, 2}, torch::kLong)); }, {"[2, 2]"});
+  ExpectThrowWith([&] { TaskBatch::FromTaskIds(Ids({0, -4})); }, {"-4"});
+}
+
+TEST(TaskBatch, GroupsRowsAndPadsBlocks) {
+  const auto batch = TaskBatch::FromTaskIds(Ids({3, 1, 3, 3, 1, 5}));
+  EXPECT_EQ(batch.unique_task_list, (std::vector<int64_t>{1, 3, 5}));
+  EXPECT_EQ(batch.rows_per_task, (std::vector<int64_t>{2, 3, 1}));
+  EXPECT_FALSE(batch.rows_grouped);
+  EXPECT_TRUE(torch::equal(batch.slot_of_row, Ids({1, 0, 1, 1, 0, 2})));
+  const auto x = torch::arange(6).to(torch::kFloat).unsqueeze(1);
+  const auto grouped = batch.GroupRows(x);
+  EXPECT_TRUE(torch::equal(grouped.squeeze(1), torch::tensor({1.f, 4.f, 0.f, 2.f, 3.f, 5.f})));
+  EXPECT_TRUE(torch::equal(batch.UngroupRows(grouped), x));
+  const auto padded = batch.ToPadded(x);
+  EXPECT_EQ(padded.sizes(), (std::vector<int64_t>{3, 3, 1}));
+  EXPECT_TRUE(torch::equal(batch.FromPadded(padded), x));
+  // Gradients through pad/unpad reach each row exactly once.
+  auto leaf = x.clone().requires_grad_();
+  (batch.FromPadded(batch.ToPadded(leaf) * 2.0)).sum().backward();
+  EXPECT_TRUE(torch::equal(leaf.grad(), torch::full({6, 1}, 2.0f)));
+  EXPECT_TRUE(TaskBatch::FromTaskIds(Ids({0, 0, 2, 2})).padding_is_view);
+}
+
+}  // namespace
+}  // namespace skillgrid::skills

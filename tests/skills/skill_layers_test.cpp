@@ -1,0 +1,123 @@
+// Tests of SkillConv2d, SkillEmbedding, SkillLSTMCell, SkillGRUCell and shared routers.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "skills/skill_conv_embedding.h"
+#include "skills/skill_rnn_cells.h"
+#include "skills/training_helpers.h"
+#include "test_util.h"
+
+namespace skillgrid::skills {
+namespace {
+
+using testing::ExpectThrowWith;
+using testing::Ids;
+
+void Randomise(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : module.named_parameters()) {
+    const auto& name = item.key();
+    if (name.find("logits") != std::string::npos) item.value().uniform_(-3, 3);
+    else if (name.find("skills.") != std::string::npos) item.value().normal_(0, 0.3);
+  }
+}
+
+TEST(SkillConv2d, StartsAsBaseAndExportEqualsRoutedForward) {
+  torch::manual_seed(0);
+  const auto x = torch::randn({6, 4, 5, 5});
+  const auto tasks = Ids({0, 1, 2, 1, 0, 2});
+  for (const auto& skills : {SkillInventoryOptions::LowRank(2), SkillInventoryOptions::Dense(), SkillInventoryOptions::Sparse(0.2)}) {
+    SkillConv2d conv(SkillConv2dOptions(4, 6, 3).padding(1).stride(2).skills(skills).routing(RouterOptions::Mhr(3, 3, 2)));
+    EXPECT_TRUE(torch::allclose(conv->forward(x, TaskBatch::FromTaskIds(tasks)), conv->base()->forward(x), 1e-5, 1e-6));
+    Randomise(*conv);
+    conv->eval();
+    const auto routed = conv->forward(x, TaskBatch::FromTaskIds(tasks));
+    for (int64_t i = 0; i < 6; ++i) {
+      auto plain = conv->ExportTask(tasks[i].item<int64_t>());
+      EXPECT_TRUE(torch::allclose(plain->forward(x.narrow(0, i, 1)), routed.narrow(0, i, 1), 1e-5, 1e-5)) << "row " << i;
+    }
+  }
+  ExpectThrowWith([] { SkillConv2d(SkillConv2dOptions(3, 6, 3).routing(RouterOptions::Mhr(2, 2, 2))); },
+                  {"n_splits=2", "in_channels=3"});
+  SkillConv2d conv(SkillConv2dOptions(4, 6, 3).routing(RouterOptions::Poly(3, 2)));
+  ExpectThrowWith([&] { conv->forward(torch::randn({2, 3, 5, 5}), TaskBatch::FromTaskIds(Ids({0, 1}))); }, {"[2, 3, 5, 5]"});
+}
+
+TEST(SkillEmbedding, StartsAsBaseAndExportEqualsRoutedForward) {
+  torch::manual_seed(1);
+  const auto indices = torch::randint(10, {5, 3}, torch::kLong);
+  const auto tasks = Ids({1, 0, 1, 2, 2});
+  SkillEmbedding embedding(SkillEmbeddingOptions(10, 4).routing(RouterOptions::Poly(3, 3)).skills(SkillInventoryOptions::LowRank(2)));
+  const auto batch = TaskBatch::FromTaskIds(tasks);
+  EXPECT_TRUE(torch::allclose(embedding->forward(indices, batch), embedding->base()->forward(indices)));
+  Randomise(*embedding);
+  embedding->eval();
+  const auto routed = embedding->forward(indices, batch);
+  for (int64_t i = 0; i < 5; ++i) {
+    auto plain = embedding->ExportTask(tasks[i].item<int64_t>());
+    EXPECT_TRUE(torch::allclose(plain->forward(indices[i]), routed[i], 1e-5, 1e-6)) << "row " << i;
+  }
+  ExpectThrowWith([&] { embedding->forward(torch::full({5, 3}, 10, torch::kLong), batch); }, {"index 10", "10 embeddings"});
+}
+
+TEST(SkillCells, LstmAndGruMatchTorchCellsAndExportPerTask) {
+  torch::manual_seed(2);
+  const auto x = torch::randn({4, 6});
+  const auto h = torch::randn({4, 8}), c = torch::randn({4, 8});
+  const auto tasks = Ids({0, 1, 1, 0});
+  const auto batch = TaskBatch::FromTaskIds(tasks);
+  SkillLSTMCell lstm(SkillRNNCellOptions(6, 8).routing(RouterOptions::Poly(2, 3)));
+  SkillGRUCell gru(SkillRNNCellOptions(6, 8).routing(RouterOptions::Poly(2, 3)).skills(SkillInventoryOptions::Dense()));
+  // B = 0: the cells are plain torch cells with the base weights.
+  for (int step = 0; step < 2; ++step) {
+    lstm->eval();
+    gru->eval();
+    const auto [h_next, c_next] = lstm->forward(x, batch, {h, c});
+    const auto g_next = gru->forward(x, batch, h);
+    for (int64_t i = 0; i < 4; ++i) {
+      auto plain_lstm = lstm->ExportTask(tasks[i].item<int64_t>());
+      auto plain_gru = gru->ExportTask(tasks[i].item<int64_t>());
+      const auto [h_ref, c_ref] = plain_lstm->forward(x.narrow(0, i, 1), std::make_tuple(h.narrow(0, i, 1), c.narrow(0, i, 1)));
+      EXPECT_TRUE(torch::allclose(h_next.narrow(0, i, 1), h_ref, 1e-5, 1e-6));
+      EXPECT_TRUE(torch::allclose(c_next.narrow(0, i, 1), c_ref, 1e-5, 1e-6));
+      EXPECT_TRUE(torch::allclose(g_next.narrow(0, i, 1), plain_gru->forward(x.narrow(0, i, 1), h.narrow(0, i, 1)), 1e-5, 1e-6));
+    }
+    Randomise(*lstm);  // second pass: non-trivial skills and routing
+    Randomise(*gru);
+  }
+}
+
+// A model whose layers all share one router, registered once by the model.
+struct SharedRoutingNetImpl : torch::nn::Cloneable<SharedRoutingNetImpl> {
+  SharedRoutingNetImpl() { reset(); }
+  void reset() override {
+    router = register_module("router", Router(RouterOptions::Poly(3, 4)));
+    first = register_module("first", SkillLinear(SkillLinearOptions(5, 6).router(router)));
+    cell = register_module("cell", SkillGRUCell(SkillRNNCellOptions(6, 6).router(router)));
+  }
+  at::Tensor forward(const at::Tensor& x, const TaskBatch& batch) { return cell->forward(first->forward(x, batch), batch); }
+  Router router{nullptr};
+  SkillLinear first{nullptr};
+  SkillGRUCell cell{nullptr};
+};
+TORCH_MODULE(SharedRoutingNet);
+
+TEST(SkillLayers, ASharedRouterIsListedOnceAndServesEveryLayer) {
+  torch::manual_seed(3);
+  SharedRoutingNet net;
+  int routers = 0;
+  ForEachRouter(*net, [&](const std::string& name, RouterImpl&) {
+    ++routers;
+    EXPECT_EQ(name, "router");
+  });
+  EXPECT_EQ(routers, 1);
+  const auto split = SplitRoutingParameters(*net);
+  EXPECT_EQ(split.routing.size(), 1u);
+  EXPECT_EQ(split.other.size() + split.routing.size(), net->parameters().size());
+  net->forward(torch::randn({4, 5}), TaskBatch::FromTaskIds(Ids({0, 1, 2, 0}))).sum().backward();
+  EXPECT_TRUE(net->router->logits().grad().defined());
+}
+
+}  // namespace
+}  // namespace skillgrid::skills

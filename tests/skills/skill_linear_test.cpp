@@ -1,0 +1,254 @@
+// Tests of SkillLinear: base equivalence, MHR/Poly, Private/Shared/mu/AdaMix semantics, export,
+// finite-difference gradients, save/load and bad-use messages.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include <torch/torch.h>
+
+#include "skills/skill_linear.h"
+#include "test_util.h"
+
+namespace skillgrid::skills {
+namespace {
+
+using testing::ExpectThrowWith;
+using testing::Ids;
+
+SkillLinear MakeLayer(int64_t in, int64_t out, RouterOptions routing, SkillInventoryOptions skills,
+                      LowRankStrategy strategy = LowRankStrategy::kAuto) {
+  return SkillLinear(SkillLinearOptions(in, out).routing(routing).skills(skills).low_rank_strategy(strategy));
+}
+
+TEST(SkillLinear, ZeroInitialisedSkillsStartAsTheBaseLayer) {
+  torch::manual_seed(0);
+  const auto x = torch::randn({10, 16});
+  const auto tasks = torch::randint(4, {10}, torch::kLong);
+  for (const auto& skills : {SkillInventoryOptions::LowRank(3), SkillInventoryOptions::Dense(),
+                             SkillInventoryOptions::Sparse(0.2)}) {
+    auto layer = MakeLayer(16, 12, RouterOptions::Poly(4, 5), skills);
+    EXPECT_TRUE(torch::allclose(layer->forward(x, tasks), layer->base()->forward(x), 1e-6, 1e-6));
+    layer->eval();
+    EXPECT_TRUE(torch::allclose(layer->forward(x, tasks), layer->base()->forward(x), 1e-6, 1e-6));
+  }
+}
+
+TEST(SkillLinear, MhrWithOneSplitEqualsPoly) {
+  const auto x = torch::randn({12, 8});
+  const auto tasks = torch::randint(3, {12}, torch::kLong);
+  torch::manual_seed(5);
+  auto poly = MakeLayer(8, 6, RouterOptions::Poly(3, 4), SkillInventoryOptions::LowRank(2).zero_init(false));
+  torch::manual_seed(5);
+  auto mhr = MakeLayer(8, 6, RouterOptions::Mhr(3, 4, 1), SkillInventoryOptions::LowRank(2).zero_init(false));
+  torch::manual_seed(9);
+  const auto y_poly = poly->forward(x, tasks);  // training mode: same noise from the same seed
+  torch::manual_seed(9);
+  EXPECT_TRUE(torch::equal(mhr->forward(x, tasks), y_poly));
+}
+
+TEST(SkillLinear, MhrMixesInputBlocksOfAAndOutputBlocksOfBPerHead) {
+  torch::manual_seed(1);
+  const int64_t in = 6, out = 4, heads = 2, skills = 3, rank = 2;
+  auto layer = MakeLayer(in, out, RouterOptions::Mhr(2, skills, heads), SkillInventoryOptions::LowRank(rank).zero_init(false));
+  layer->eval();
+  const auto x = torch::randn({5, in});
+  const int64_t task = 1;
+  const auto w = layer->router()->EvalWeights()[task];  // (h, S)
+  const auto a = layer->skills()->lora_a(), b = layer->skills()->lora_b();
+  std::vector<at::Tensor> a_blocks, b_blocks;
+  for (int64_t q = 0; q < heads; ++q) {
+    const auto wq = w[q].view({skills, 1, 1});
+    a_blocks.push_back((wq * a.narrow(1, q * in / heads, in / heads)).sum(0));
+    b_blocks.push_back((wq * b.narrow(2, q * out / heads, out / heads)).sum(0));
+  }
+  const auto expected = layer->base()->forward(x) + x.mm(torch::cat(a_blocks, 0)).mm(torch::cat(b_blocks, 1)) / rank;
+  EXPECT_TRUE(torch::allclose(layer->forward(x, Ids({1, 1, 1, 1, 1})), expected, 1e-5, 1e-6));
+}
+
+TEST(SkillLinear, MergedAndFactoredStrategiesAgree) {
+  torch::manual_seed(2);
+  auto merged = MakeLayer(8, 8, RouterOptions::Mhr(4, 3, 2), SkillInventoryOptions::LowRank(2).zero_init(false),
+                          LowRankStrategy::kMerged);
+  auto factored = MakeLayer(8, 8, RouterOptions::Mhr(4, 3, 2), SkillInventoryOptions::LowRank(2).zero_init(false),
+                            LowRankStrategy::kFactored);
+  testing::CopyState(*factored, *merged);
+  merged->eval();
+  factored->eval();
+  const auto x = torch::randn({30, 8});
+  const auto tasks = torch::randint(4, {30}, torch::kLong);
+  EXPECT_TRUE(torch::allclose(merged->forward(x, tasks), factored->forward(x, tasks), 1e-5, 1e-6));
+  // 3-D inputs (N, L, d): the task applies to every position of its row.
+  const auto x3 = torch::randn({30, 5, 8});
+  EXPECT_TRUE(torch::allclose(merged->forward(x3, tasks), factored->forward(x3, tasks), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(merged->forward(x3, tasks).select(1, 2), merged->forward(x3.select(1, 2), tasks), 1e-5, 1e-6));
+}
+
+TEST(SkillLinear, PrivateEqualsIndependentPerTaskAdapters) {
+  torch::manual_seed(3);
+  const int64_t rank = 2;
+  auto layer = MakeLayer(6, 5, RouterOptions::Private(3), SkillInventoryOptions::LowRank(rank).zero_init(false));
+  const auto x = torch::randn({9, 6});
+  const auto tasks = Ids({0, 1, 2, 2, 1, 0, 0, 1, 2});
+  const auto y = layer->forward(x, tasks);
+  const auto a = layer->skills()->lora_a(), b = layer->skills()->lora_b();
+  for (int64_t i = 0; i < 9; ++i) {
+    const int64_t t = tasks[i].item<int64_t>();
+    const auto expected = layer->base()->forward(x[i].unsqueeze(0)) + x[i].unsqueeze(0).mm(a[t]).mm(b[t]) / rank;
+    EXPECT_TRUE(torch::allclose(y[i].unsqueeze(0), expected, 1e-5, 1e-6)) << "row " << i;
+  }
+}
+
+TEST(SkillLinear, PrivateTaskLossSendsGradientOnlyToItsOwnSkill) {
+  torch::manual_seed(4);
+  auto layer = MakeLayer(6, 5, RouterOptions::Private(3), SkillInventoryOptions::LowRank(2).zero_init(false));
+  const auto x = torch::randn({4, 6});
+  layer->forward(x, Ids({1, 1, 1, 1})).pow(2).sum().backward();
+  const auto grad_a = layer->skills()->lora_a().grad(), grad_b = layer->skills()->lora_b().grad();
+  for (int64_t s = 0; s < 3; ++s) {
+    EXPECT_EQ(grad_a[s].abs().sum().item<double>() > 0, s == 1) << "skill " << s;
+    EXPECT_EQ(grad_b[s].abs().sum().item<double>() > 0, s == 1) << "skill " << s;
+  }
+}
+
+TEST(SkillLinear, SharedEqualsOneAdapterForEveryTask) {
+  torch::manual_seed(5);
+  auto layer = MakeLayer(6, 5, RouterOptions::Shared(4), SkillInventoryOptions::LowRank(2).zero_init(false));
+  const auto x = torch::randn({8, 6});
+  const auto expected = layer->base()->forward(x) + x.mm(layer->skills()->lora_a()[0]).mm(layer->skills()->lora_b()[0]) / 2;
+  EXPECT_TRUE(torch::allclose(layer->forward(x, Ids({0, 1, 2, 3, 3, 2, 1, 0})), expected, 1e-5, 1e-6));
+}
+
+TEST(SkillLinear, MuEqualsTheAverageOfTheSkills) {
+  torch::manual_seed(6);
+  auto layer = MakeLayer(6, 5, RouterOptions::Mu(3, 4), SkillInventoryOptions::LowRank(2).zero_init(false));
+  const auto x = torch::randn({7, 6});
+  const auto a = layer->skills()->lora_a().mean(0), b = layer->skills()->lora_b().mean(0);
+  const auto expected = layer->base()->forward(x) + x.mm(a).mm(b) / 2;
+  EXPECT_TRUE(torch::allclose(layer->forward(x, Ids({0, 1, 2, 0, 1, 2, 0})), expected, 1e-5, 1e-6));
+}
+
+TEST(SkillLinear, AdaMixTrainsOneRandomModulePerCallAndMergesByAveragingAtEval) {
+  torch::manual_seed(7);
+  const int64_t modules = 4, rank = 2;
+  auto layer = MakeLayer(6, 5, RouterOptions::AdaMix(2, modules), SkillInventoryOptions::LowRank(rank).zero_init(false).share_b(true));
+  ASSERT_EQ(layer->skills()->lora_b().size(0), 1);  // shared up-projection
+  const auto x = torch::randn({5, 6});
+  const auto tasks = Ids({0, 1, 0, 1, 1});
+  const auto a = layer->skills()->lora_a(), b = layer->skills()->lora_b()[0];
+  // Training: the output is exactly one module's adapter, the same for every row.
+  const auto y = layer->forward(x, tasks);
+  bool matched = false;
+  for (int64_t m = 0; m < modules; ++m)
+    matched = matched || torch::allclose(y, layer->base()->forward(x) + x.mm(a[m]).mm(b) / rank, 1e-5, 1e-6);
+  EXPECT_TRUE(matched);
+  // Eval: merged weights = averaged A (and the shared B); cached under no-grad.
+  layer->eval();
+  torch::NoGradGuard no_grad;
+  const auto merged = layer->base()->forward(x) + x.mm(a.mean(0)).mm(b) / rank;
+  EXPECT_TRUE(torch::allclose(layer->forward(x, tasks), merged, 1e-5, 1e-6));
+  // An update (here in eval mode) must not leave the merge cache stale.
+  layer->skills()->lora_a().add_(1.0);
+  const auto updated = layer->base()->forward(x) + x.mm(layer->skills()->lora_a().mean(0)).mm(b) / rank;
+  EXPECT_TRUE(torch::allclose(layer->forward(x, tasks), updated, 1e-5, 1e-6));
+  layer->train();
+  layer->eval();
+  EXPECT_TRUE(torch::allclose(layer->forward(x, tasks), updated, 1e-5, 1e-6));
+}
+
+TEST(SkillLinear, MergedExportEqualsRoutedForwardAtEval) {
+  torch::manual_seed(8);
+  const auto x = torch::randn({11, 8});
+  for (const auto& routing : {RouterOptions::Poly(3, 4), RouterOptions::Mhr(3, 4, 2), RouterOptions::Private(3),
+                              RouterOptions::Mu(3, 4), RouterOptions::AdaMix(3, 4)}) {
+    for (const auto& skills : {SkillInventoryOptions::LowRank(3), SkillInventoryOptions::Dense(),
+                               SkillInventoryOptions::Sparse(0.3).bias_skills(true)}) {
+      auto layer = MakeLayer(8, 6, routing, SkillInventoryOptions(skills).zero_init(false));
+      {
+        torch::NoGradGuard no_grad;
+        for (auto& p : layer->router()->parameters()) p.uniform_(-3, 3);  // a decisive allocation
+        if (skills.bias_skills()) layer->skills()->bias_delta().normal_();
+      }
+      layer->eval();
+      for (int64_t task = 0; task < 3; ++task) {
+        const auto routed = layer->forward(x, torch::full({11}, task, torch::kLong));
+        auto plain = layer->ExportTask(task);
+        EXPECT_TRUE(torch::allclose(plain->forward(x), routed, 1e-5, 1e-5))
+            << RouterKindName(routing.kind()) << "/" << InventoryKindName(skills.kind()) << " task " << task;
+      }
+    }
+  }
+}
+
+// Central finite differences of a scalar loss w.r.t. every entry of every parameter, in double.
+void ExpectGradientsMatchFiniteDifferences(SkillLinear& layer, const at::Tensor& x, const at::Tensor& tasks) {
+  const auto batch = TaskBatch::FromTaskIds(tasks);
+  const auto probe = torch::randn({x.size(0), layer->options.out_features()}, torch::kDouble);
+  auto loss = [&] { return (layer->forward(x, batch) * probe).sum(); };
+  layer->zero_grad();
+  loss().backward();
+  torch::NoGradGuard no_grad;
+  for (const auto& item : layer->named_parameters()) {
+    auto p = item.value();
+    const auto grad = p.grad().defined() ? p.grad().clone() : torch::zeros_like(p);
+    auto flat = p.view(-1);
+    auto flat_grad = grad.view(-1);
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      const double saved = flat[i].item<double>(), h = 1e-6;
+      flat[i] = saved + h;
+      const double up = loss().item<double>();
+      flat[i] = saved - h;
+      const double down = loss().item<double>();
+      flat[i] = saved;
+      EXPECT_NEAR(flat_grad[i].item<double>(), (up - down) / (2 * h), 1e-6) << item.key() << "[" << i << "]";
+    }
+  }
+}
+
+TEST(SkillLinear, GradientsMatchFiniteDifferences) {
+  torch::manual_seed(9);
+  const auto x = torch::randn({7, 4}, torch::kDouble);
+  const auto tasks = Ids({0, 2, 1, 2, 0, 0, 2});
+  for (const auto& skills : {SkillInventoryOptions::LowRank(2), SkillInventoryOptions::Dense(),
+                             SkillInventoryOptions::Sparse(0.5).bias_skills(true)}) {
+    for (auto strategy : {LowRankStrategy::kMerged, LowRankStrategy::kFactored}) {
+      if (strategy == LowRankStrategy::kFactored && skills.kind() != InventoryKind::kLowRank) continue;
+      // Plain-sigmoid training routing is deterministic, so finite differences apply to it too.
+      auto layer = MakeLayer(4, 4, RouterOptions::Mhr(3, 3, 2).relaxed_bernoulli(false),
+                             SkillInventoryOptions(skills).zero_init(false), strategy);
+      layer->to(torch::kDouble);
+      ExpectGradientsMatchFiniteDifferences(layer, x, tasks);
+    }
+  }
+}
+
+TEST(SkillLinear, SaveLoadRoundTripReproducesOutputsExactly) {
+  torch::manual_seed(10);
+  const auto x = torch::randn({6, 8});
+  const auto tasks = Ids({0, 1, 2, 0, 1, 2});
+  for (const auto& skills : {SkillInventoryOptions::LowRank(2), SkillInventoryOptions::Sparse(0.2)}) {
+    auto saved = MakeLayer(8, 4, RouterOptions::Poly(3, 4), SkillInventoryOptions(skills).zero_init(false));
+    saved->eval();
+    std::stringstream stream;
+    torch::save(saved, stream);
+    torch::manual_seed(99);  // a different init and sparse mask until loaded
+    auto loaded = MakeLayer(8, 4, RouterOptions::Poly(3, 4), SkillInventoryOptions(skills).zero_init(false));
+    torch::load(loaded, stream);
+    loaded->eval();
+    EXPECT_TRUE(torch::equal(saved->forward(x, tasks), loaded->forward(x, tasks)));
+  }
+}
+
+TEST(SkillLinear, BadUseMessagesPrintTheValues) {
+  torch::manual_seed(11);
+  auto layer = MakeLayer(8, 4, RouterOptions::Poly(3, 4), SkillInventoryOptions::LowRank(2));
+  ExpectThrowWith([&] { layer->forward(torch::randn({2, 8}), Ids({0, 3})); }, {"task id 3", "3 tasks"});
+  ExpectThrowWith([&] { layer->forward(torch::randn({2, 8}), Ids({0, -1})); }, {"-1"});
+  ExpectThrowWith([&] { layer->forward(torch::randn({2, 7}), Ids({0, 1})); }, {"[2, 7]", "in_features=8"});
+  ExpectThrowWith([&] { layer->forward(torch::randn({3, 8}), Ids({0, 1})); }, {"[3, 8]", "2 rows"});
+  ExpectThrowWith([&] { MakeLayer(8, 6, RouterOptions::Mhr(3, 4, 4), SkillInventoryOptions::LowRank(2)); },
+                  {"n_splits=4", "in_features=8", "out_features=6"});
+  ExpectThrowWith([&] { layer->ExportTask(5); }, {"task id 5", "3 tasks"});
+}
+
+}  // namespace
+}  // namespace skillgrid::skills

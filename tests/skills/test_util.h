@@ -1,0 +1,38 @@
+// Helpers shared by the skills tests.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace skillgrid::skills::testing {
+
+/// Expects `fn` to throw a c10::Error (TORCH_CHECK) or std::exception whose message contains
+/// every string of `parts`, so tests pin that bad-use messages print the offending values.
+inline void ExpectThrowWith(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+  } catch (const std::exception& error) {
+    const std::string message = error.what();
+    for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << "missing '" << part << "' in: " << message;
+    return;
+  }
+  ADD_FAILURE() << "expected an exception";
+}
+
+/// Copies every parameter and buffer of `source` into the same-named tensor of `target`.
+inline void CopyState(torch::nn::Module& target, const torch::nn::Module& source) {
+  torch::NoGradGuard no_grad;
+  auto params = target.named_parameters();
+  for (const auto& item : source.named_parameters()) params[item.key()].copy_(item.value());
+  auto buffers = target.named_buffers();
+  for (const auto& item : source.named_buffers()) buffers[item.key()].copy_(item.value());
+}
+
+/// A (N) int64 tensor of task ids.
+inline at::Tensor Ids(const std::vector<int64_t>& ids) { return torch::tensor(ids, torch::kLong); }
+
+}  // namespace skillgrid::skills::testing

@@ -1,0 +1,312 @@
+// Trainer tests: config validation, optimiser groups, recurrence masking, the run directory,
+// exact resumption, and clear errors for bad input.
+#include "training/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <torch/csrc/autograd/autograd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <torch/optim/optimizer.h>
+
+#include "training/checkpoint.h"
+#include "training/config.h"
+
+namespace skillgrid::training {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string TempDir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("skillgrid_training_test_" + name);
+  fs::remove_all(p);
+  return p.string();
+}
+
+// A tiny two-level run: 8 envs x 8 frames per update.
+TrainConfig Tiny(const std::string& dir) {
+  TrainConfig c;
+  c.run_dir = dir;
+  c.levels = {"BabyAI-GoToRedBallNoDists-v0", "BabyAI-GoToObjS4-v0"};
+  c.model = "small";
+  c.router = "poly";
+  c.skills = 3;
+  c.rank = 2;
+  c.num_envs = 8;
+  c.frames_per_env = 8;
+  c.recurrence = 4;
+  c.batch_size = 32;
+  c.epochs = 2;
+  c.frames = 6 * 64;
+  c.threads = 2;
+  c.save_interval = 2;
+  c.eval_interval = 2;
+  c.eval_episodes = 2;
+  c.progress = false;
+  return c;
+}
+
+std::vector<std::string> ReadLines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+// Drops the wall-clock columns (duration_s, fps) of log.csv rows.
+std::vector<std::string> WithoutTimes(const std::vector<std::string>& lines) {
+  std::vector<std::string> out;
+  for (const auto& l : lines) {
+    std::stringstream ss(l);
+    std::string field, kept;
+    for (int i = 0; std::getline(ss, field, ','); ++i) {
+      if (i == 3 || i == 4) continue;
+      kept += field + ",";
+    }
+    out.push_back(kept);
+  }
+  return out;
+}
+
+template <typename F>
+std::string ErrorOf(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsAreTheBabyAIPreset) {
+  const TrainConfig c = PresetConfig("babyai");
+  EXPECT_EQ(c.num_envs, 64);
+  EXPECT_EQ(c.frames_per_env, 40);
+  EXPECT_EQ(c.recurrence, 20);
+  EXPECT_EQ(c.epochs, 4);
+  EXPECT_EQ(c.batch_size, 1280);
+  EXPECT_DOUBLE_EQ(c.lr, 1e-4);
+  EXPECT_DOUBLE_EQ(c.optim_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(c.gae_lambda, 0.99);
+  EXPECT_DOUBLE_EQ(c.reward_scale, 20.0);
+  EXPECT_EQ(c.levels.size(), 8u);
+  EXPECT_NO_THROW(c.Validate());
+  EXPECT_NO_THROW(PresetConfig("a2c").Validate());
+}
+
+TEST(Config, BadValuesGiveOneLineErrors) {
+  auto error = [](auto mutate) {
+    TrainConfig c = Tiny("");
+    mutate(c);
+    return ErrorOf([&] { c.Validate(); });
+  };
+  EXPECT_NE(error([](TrainConfig& c) { c.lr = -1e-4; }).find("--lr must be a positive number"), std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.batch_size = 48; }).find("does not divide the rollout"), std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.recurrence = 3; }).find("does not divide --frames-per-env"), std::string::npos);
+  const std::string level = error([](TrainConfig& c) { c.levels = {"BabyAI-GoToLocl-v0"}; });
+  EXPECT_NE(level.find("unknown level"), std::string::npos) << level;
+  EXPECT_NE(level.find("GoToLocal"), std::string::npos) << level;
+  EXPECT_NE(error([](TrainConfig& c) { c.algo = "dqn"; }).find("--algo"), std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.router = "magic"; }).find("unknown router"), std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.gamma = 1.5; }).find("--gamma"), std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.device = "tpu"; }).find("--device"), std::string::npos);
+  for (const auto& e : {error([](TrainConfig& c) { c.lr = -1; }), error([](TrainConfig& c) { c.batch_size = 48; })}) {
+    EXPECT_EQ(e.find('\n'), std::string::npos);
+  }
+}
+
+TEST(Config, JsonRoundTripAndUnknownFields) {
+  TrainConfig c = Tiny("x");
+  c.lr = 3e-4;
+  EXPECT_EQ(TrainConfig::FromJson(c.ToJson()).ToJson(), c.ToJson());
+  nlohmann::json j = c.ToJson();
+  j["learning_rat"] = 1;
+  EXPECT_NE(ErrorOf([&] { TrainConfig::FromJson(j); }).find("unknown field 'learning_rat'"), std::string::npos);
+}
+
+TEST(Optimiser, TwoSpeedGroupsForLearnedRouters) {
+  TrainConfig c = Tiny("");
+  c.lr = 1e-4;
+  c.router_lr = 1e-2;
+  agents::ModelOptions o("small");
+  o.routing(agents::RoutingOptions().router("poly").n_tasks(2).n_skills(3).rank(2));
+  agents::ActorCritic model(o);
+  auto opt = MakeOptimizer(*model, c);
+  ASSERT_EQ(opt->param_groups().size(), 2u);
+  EXPECT_DOUBLE_EQ(opt->param_groups()[0].options().get_lr(), 1e-4);
+  EXPECT_DOUBLE_EQ(opt->param_groups()[1].options().get_lr(), 1e-2);
+  EXPECT_EQ(opt->param_groups()[1].params().size(), model->RouterParameters().size());
+  EXPECT_EQ(opt->param_groups()[0].params().size() + opt->param_groups()[1].params().size(),
+            model->parameters().size());
+  // A fixed router (shared) has nothing to learn in the fast group.
+  agents::ModelOptions s("small");
+  s.routing(agents::RoutingOptions().router("shared").n_tasks(2));
+  agents::ActorCritic shared(s);
+  EXPECT_EQ(MakeOptimizer(*shared, c)->param_groups().size(), 1u);
+}
+
+TEST(Recurrence, MaskCutsMemoryAndGradientAtEpisodeBoundaries) {
+  at::manual_seed(3);
+  agents::ModelOptions o("small");
+  agents::ActorCritic model(o);
+  const int64_t c = 2, r = 4, h = o.memory_dim();
+  const at::Tensor gates = at::randn({c, r, 4 * h}).requires_grad_(true);
+  const at::Tensor start = at::randn({c, 2 * h});
+  at::Tensor masks = at::ones({c, r});
+  masks[0][2] = 0.0;  // chunk 0: a new episode starts at step 2
+  const skills::TaskBatch batch;
+  const at::Tensor mem = UnrollMemory(*model, gates, start, masks, batch).view({c, r, -1});
+  // After the boundary the memory is what a fresh episode computes from zero memory.
+  const at::Tensor fresh = model->StepMemory(gates[0][2].unsqueeze(0), at::zeros({1, 2 * h}), batch);
+  EXPECT_TRUE(at::allclose(mem[0][2], fresh[0], 1e-6, 1e-6));
+  // No gradient crosses the boundary; chunk 1 (no boundary) depends on its early steps.
+  const at::Tensor g0 = torch::autograd::grad({mem[0][3].sum()}, {gates}, {}, true)[0];
+  EXPECT_EQ(g0[0].narrow(0, 0, 2).abs().sum().item<float>(), 0.0f);
+  EXPECT_GT(g0[0].narrow(0, 2, 2).abs().sum().item<float>(), 0.0f);
+  const at::Tensor g1 = torch::autograd::grad({mem[1][3].sum()}, {gates}, {}, true)[0];
+  EXPECT_GT(g1[1][0].abs().sum().item<float>(), 0.0f);
+}
+
+TEST(Trainer, RunDirectoryHoldsConfigLogsCheckpointsAndSkills) {
+  const std::string dir = TempDir("rundir");
+  TrainConfig c = Tiny(dir);
+  c.keep_checkpoints = 2;
+  {
+    Trainer t(c, false);
+    t.Train();
+    EXPECT_EQ(t.updates(), 6);
+    EXPECT_EQ(t.frames(), 6 * 64);
+  }
+  EXPECT_TRUE(fs::exists(dir + "/config.json"));
+  EXPECT_EQ(ReadLines(dir + "/log.csv").size(), 7u);   // header + 6 updates
+  EXPECT_EQ(ReadLines(dir + "/eval.csv").size(), 4u);  // header + updates 2, 4, 6
+  const auto ckpts = ListCheckpoints(dir);
+  ASSERT_EQ(ckpts.size(), 2u);  // the newest two of 2, 4, 6
+  EXPECT_NE(ckpts.back().find("ckpt_00000006.pt"), std::string::npos);
+  const nlohmann::json meta = ReadCheckpointMeta(ckpts.back());
+  EXPECT_EQ(meta["model"]["arch"], "small");
+  EXPECT_EQ(meta["model"]["vocabulary"].size(), 33u);
+  EXPECT_EQ(meta["counters"]["frames"], 6 * 64);
+  std::ifstream skills(dir + "/skills.json");
+  const nlohmann::json s = nlohmann::json::parse(skills);
+  EXPECT_EQ(s["snapshots"].size(), 3u);
+  const std::string header = ReadLines(dir + "/log.csv")[0];
+  for (const char* col : {"frames", "episodes", "fps", "success_GoToRedBallNoDists", "return_GoToObjS4", "entropy",
+                          "approx_kl", "clip_frac", "policy_loss", "value_loss"}) {
+    EXPECT_NE(header.find(col), std::string::npos) << col;
+  }
+  // The checkpoint loads for evaluation.
+  LoadedModel loaded = LoadModel(ckpts.back(), "cpu");
+  EXPECT_EQ(loaded.model->NumParameters(), meta["num_parameters"].get<int64_t>());
+}
+
+TEST(Trainer, ResumeAfterKillMatchesUninterruptedRun) {
+  const std::string a = TempDir("resume_a");
+  const std::string b = TempDir("resume_b");
+  {
+    Trainer t(Tiny(a), false);
+    t.Train();
+  }
+  {
+    // The same run, "killed" after update 3: its last checkpoint is update 2 and its logs and
+    // action record already hold update 3.
+    Trainer t(Tiny(b), false);
+    t.Step();
+    t.Step();
+    t.EvaluateNow();
+    t.SaveCheckpoint();
+    t.Step();
+  }
+  EXPECT_EQ(ReadLines(b + "/log.csv").size(), 4u);
+  {
+    Trainer t(Tiny(b), /*resume=*/true);
+    EXPECT_EQ(t.updates(), 2);
+    t.Train();
+  }
+  EXPECT_EQ(WithoutTimes(ReadLines(a + "/log.csv")), WithoutTimes(ReadLines(b + "/log.csv")));
+  EXPECT_EQ(ReadLines(a + "/eval.csv"), ReadLines(b + "/eval.csv"));
+}
+
+TEST(Trainer, RefusesToOverwriteAnExistingRun) {
+  const std::string dir = TempDir("overwrite");
+  TrainConfig c = Tiny(dir);
+  c.frames = 2 * 64;
+  {
+    Trainer t(c, false);
+    t.Train();
+  }
+  const auto before = ReadLines(dir + "/log.csv");
+  const std::string e = ErrorOf([&] { Trainer t(c, false); });
+  EXPECT_NE(e.find("already holds a run"), std::string::npos) << e;
+  EXPECT_EQ(ReadLines(dir + "/log.csv"), before);
+  EXPECT_EQ(ListCheckpoints(dir).size(), 1u);
+}
+
+TEST(Trainer, ResumeWithAnotherArchitectureFailsClearly) {
+  const std::string dir = TempDir("arch");
+  TrainConfig c = Tiny(dir);
+  c.frames = 2 * 64;
+  {
+    Trainer t(c, false);
+    t.Train();
+  }
+  const auto before = ReadLines(dir + "/log.csv");
+  c.model = "expert_filmcnn";
+  const std::string e = ErrorOf([&] { Trainer t(c, true); });
+  EXPECT_NE(e.find("another architecture"), std::string::npos) << e;
+  EXPECT_EQ(ReadLines(dir + "/log.csv"), before);
+  EXPECT_EQ(ListCheckpoints(dir).size(), 1u);
+}
+
+TEST(Trainer, NanLossStopsWithAClearErrorAndKeepsTheRun) {
+  const std::string dir = TempDir("nan");
+  TrainConfig c = Tiny(dir);
+  c.frames = 2 * 64;
+  c.eval_interval = 0;
+  {
+    Trainer t(c, false);
+    t.Train();
+  }
+  const auto log_before = ReadLines(dir + "/log.csv");
+  const auto ckpts_before = ListCheckpoints(dir);
+  // Continue with a valid but absurd learning rate: the weights overflow at once.
+  c.frames = 40 * 64;
+  c.lr = 1e30;
+  std::string e;
+  {
+    Trainer t(c, true);
+    e = ErrorOf([&] { t.Train(); });
+  }
+  EXPECT_NE(e.find("stopping before the optimiser step"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos);
+  // The last good checkpoint and the log rows up to it are all still there.
+  EXPECT_EQ(ListCheckpoints(dir), ckpts_before);
+  const auto log_after = ReadLines(dir + "/log.csv");
+  ASSERT_GE(log_after.size(), log_before.size());
+  EXPECT_TRUE(std::equal(log_before.begin(), log_before.end(), log_after.begin()));
+}
+
+TEST(Trainer, A2cRuns) {
+  TrainConfig c = PresetConfig("a2c");
+  c.run_dir = "";
+  c.levels = {"BabyAI-GoToObjS4-v0"};
+  c.num_envs = 8;
+  c.batch_size = 64;
+  c.frames = 3 * 64;
+  c.threads = 2;
+  c.router = "none";
+  c.progress = false;
+  c.eval_interval = 0;
+  Trainer t(c, false);
+  t.Train();
+  EXPECT_EQ(t.updates(), 3);
+  EXPECT_TRUE(std::isfinite(t.last_stats().policy_loss));
+  EXPECT_EQ(t.last_stats().approx_kl, 0.0);
+}
+
+}  // namespace
+}  // namespace skillgrid::training

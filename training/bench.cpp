@@ -1,0 +1,68 @@
+#include "training/bench.h"
+
+#include <chrono>
+
+#include "training/trainer.h"
+
+namespace skillgrid::training {
+
+double ForwardFlopsPerFrame(const std::string& arch) {
+  auto conv = [](double in, double out, double k, double hw) { return 2.0 * in * out * k * k * hw; };
+  auto lin = [](double in, double out) { return 2.0 * in * out; };
+  double f = 0.0;
+  if (arch == "bow_endpool_res") {
+    f += 2 * conv(128, 128, 3, 49);  // stem
+    f += 4 * conv(128, 128, 3, 49);  // two FiLM blocks
+    f += 4 * lin(128, 128);          // FiLM gamma, beta
+    f += lin(128, 512) + lin(128, 512);
+    f += 2 * (lin(128, 64) + lin(64, 4));
+  } else if (arch == "expert_filmcnn") {
+    f += conv(3, 128, 2, 64) + conv(128, 128, 3, 16);
+    f += 4 * conv(128, 128, 3, 4);
+    f += 4 * lin(128, 128);
+    f += lin(128, 512) + lin(128, 512);
+    f += 2 * (lin(128, 64) + lin(64, 4));
+  } else {
+    f += conv(3, 16, 2, 36) + conv(16, 32, 2, 4) + conv(32, 64, 2, 1);
+    f += lin(64, 256) + lin(64, 256);
+    f += 2 * (lin(192, 64) + lin(64, 4));
+  }
+  return f;
+}
+
+TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
+  TrainConfig c;
+  c.run_dir = "";
+  c.model = o.model;
+  c.router = o.router;
+  c.threads = o.threads;
+  c.torch_threads = o.torch_threads;
+  c.device = o.device;
+  c.num_envs = o.num_envs;
+  c.seed = o.seed;
+  c.levels = o.levels;
+  c.eval_interval = 0;
+  c.progress = false;
+  c.batch_size = std::min<int>(c.batch_size, c.num_envs * c.frames_per_env);
+  if (o.updates < 1) throw ConfigError("--updates must be >= 1, got " + std::to_string(o.updates));
+  if (o.warmup < 0) throw ConfigError("--warmup must be >= 0, got " + std::to_string(o.warmup));
+  c.frames = static_cast<int64_t>(o.updates + o.warmup) * c.frames_per_update();
+  Trainer trainer(c, /*resume=*/false);
+  for (int i = 0; i < o.warmup; ++i) trainer.Step();
+  double rollout = 0.0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < o.updates; ++i) rollout += trainer.Step().rollout_s;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  TrainBenchResult r;
+  r.frames = static_cast<int64_t>(o.updates) * c.frames_per_update();
+  r.seconds = seconds;
+  r.frames_per_sec = r.frames / seconds;
+  r.rollout_share = rollout / seconds;
+  r.flops_per_frame = ForwardFlopsPerFrame(o.model) * (1.0 + 3.0 * c.epochs);
+  r.gflops = r.flops_per_frame * r.frames_per_sec / 1e9;
+  r.parameters = trainer.model()->NumParameters();
+  r.threads = c.ResolvedThreads();
+  return r;
+}
+
+}  // namespace skillgrid::training

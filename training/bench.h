@@ -1,0 +1,64 @@
+// `skillgrid bench train`: the whole PPO loop (rollout and update) for a fixed number of updates.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "training/config.h"
+
+namespace skillgrid::training {
+
+/// What to benchmark. Defaults: BabyAI PPO hyperparameters on the eight-level suite, Poly skills.
+struct TrainBenchOptions {
+  /// Architecture (bow_endpool_res, expert_filmcnn, small).
+  std::string model = "bow_endpool_res";
+  /// Router (poly by default; none for the plain network).
+  std::string router = "poly";
+  /// Updates timed after the warm-up.
+  int updates = 3;
+  /// Untimed warm-up updates.
+  int warmup = 1;
+  /// Threads (0 = all cores).
+  int threads = 0;
+  /// Torch threads (0 = auto).
+  int torch_threads = 0;
+  /// Device of the network.
+  std::string device = "cpu";
+  /// Parallel environments (BabyAI: 64).
+  int num_envs = 64;
+  /// Seed.
+  uint64_t seed = 1;
+  /// Levels (default: the Polytropon suite).
+  std::vector<std::string> levels = PolytroponSuite();
+};
+
+/// Measured throughput.
+struct TrainBenchResult {
+  /// Frames per second over the timed updates (rollout + update).
+  double frames_per_sec = 0.0;
+  /// Timed frames and seconds.
+  int64_t frames = 0;
+  /// Seconds of the timed updates.
+  double seconds = 0.0;
+  /// Share of the time spent in rollouts (the rest is the optimisation).
+  double rollout_share = 0.0;
+  /// Estimated FLOPs per trained frame of the base network (rollout forward plus epochs x
+  /// forward+backward, skills and the deduplicated text encoder excluded).
+  double flops_per_frame = 0.0;
+  /// Achieved GFLOP/s by that estimate.
+  double gflops = 0.0;
+  /// Trainable parameters.
+  int64_t parameters = 0;
+  /// Threads used.
+  int threads = 1;
+};
+
+/// Runs the benchmark with no run directory. Throws ConfigError for bad options.
+TrainBenchResult RunTrainBench(const TrainBenchOptions& options);
+
+/// Forward multiply-add FLOPs per observation of the base network of an architecture
+/// (convolutions, FiLM, memory, heads; 2 FLOPs per multiply-add).
+double ForwardFlopsPerFrame(const std::string& arch);
+
+}  // namespace skillgrid::training

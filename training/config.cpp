@@ -1,0 +1,186 @@
+#include "training/config.h"
+
+#include <cmath>
+#include <set>
+#include <thread>
+
+#include "agents/actor_critic.h"
+#include "envs/level.h"
+#include "envs/state_io.h"
+
+namespace skillgrid::training {
+
+namespace {
+
+// Every field of TrainConfig, for JSON round-trips.
+#define SKILLGRID_TRAIN_CONFIG_FIELDS(X)                                                              \
+  X(run_dir) X(levels) X(frames) X(seed) X(threads) X(torch_threads) X(device) X(model) X(router) X(skills) X(inventory) \
+  X(rank) X(density) X(heads) X(families) X(algo) X(num_envs) X(frames_per_env) X(recurrence) X(epochs) \
+  X(batch_size) X(lr) X(router_lr) X(optimizer) X(optim_eps) X(adam_beta1) X(adam_beta2)              \
+  X(rmsprop_alpha) X(gamma) X(gae_lambda) X(clip) X(clip_value_loss) X(entropy_coef) X(value_coef)   \
+  X(max_grad_norm) X(reward_scale) X(bootstrap_truncated) X(normalize_advantages) X(ibp_weight)      \
+  X(stats_window) X(save_interval) X(keep_checkpoints) X(eval_interval) X(eval_episodes) X(eval_seed) \
+  X(progress)
+
+[[noreturn]] void Fail(const std::string& message) { throw ConfigError(message); }
+
+void RequirePositive(const char* name, double value) {
+  if (!(value > 0.0) || !std::isfinite(value)) {
+    Fail(std::string("--") + name + " must be a positive number, got " + std::to_string(value));
+  }
+}
+
+void RequireRange(const char* name, double value, double lo, double hi) {
+  if (!(value >= lo && value <= hi)) {
+    Fail(std::string("--") + name + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+         std::to_string(value));
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& PolytroponSuite() {
+  static const std::vector<std::string> suite = {
+      "BabyAI-GoToObj-v0",   "BabyAI-GoToRedBallGrey-v0", "BabyAI-GoToRedBall-v0",   "BabyAI-GoToLocal-v0",
+      "BabyAI-PutNextLocal-v0", "BabyAI-PickupLoc-v0",   "BabyAI-GoToObjMaze-v0", "BabyAI-GoTo-v0"};
+  return suite;
+}
+
+std::string ShortLevelName(const std::string& id) {
+  std::string s = id;
+  if (s.rfind("BabyAI-", 0) == 0) s = s.substr(7);
+  const auto dash = s.rfind("-v");
+  if (dash != std::string::npos) s = s.substr(0, dash);
+  return s;
+}
+
+int TrainConfig::ResolvedThreads() const {
+  if (threads > 0) return threads;
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+int TrainConfig::ResolvedTorchThreads() const {
+  if (torch_threads > 0) return torch_threads;
+  return model == "small" ? 1 : ResolvedThreads();
+}
+
+void TrainConfig::Validate() const {
+  if (levels.empty()) Fail("--levels: at least one level is needed");
+  std::set<std::string> seen;
+  for (const auto& id : levels) {
+    if (!seen.insert(id).second) Fail("--levels: level " + id + " is listed twice");
+    try {
+      envs::MakeLevel(id);
+    } catch (const envs::InputError& e) {
+      Fail(std::string("--levels: ") + e.what());
+    }
+  }
+  if (frames < 1) Fail("--frames must be >= 1, got " + std::to_string(frames));
+  if (threads < 0) Fail("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+  if (torch_threads < 0) Fail("--torch-threads must be >= 0 (0 = auto), got " + std::to_string(torch_threads));
+  if (device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
+    Fail("--device must be cpu or cuda, got '" + device + "'");
+  }
+  if (algo != "ppo" && algo != "a2c") Fail("--algo must be ppo or a2c, got '" + algo + "'");
+  if (optimizer != "adam" && optimizer != "rmsprop") Fail("--optimizer must be adam or rmsprop, got '" + optimizer + "'");
+  if (num_envs < 1) Fail("--num-envs must be >= 1, got " + std::to_string(num_envs));
+  if (frames_per_env < 1) Fail("--frames-per-env must be >= 1, got " + std::to_string(frames_per_env));
+  if (recurrence < 1) Fail("--recurrence must be >= 1, got " + std::to_string(recurrence));
+  if (frames_per_env % recurrence != 0) {
+    Fail("--recurrence " + std::to_string(recurrence) + " does not divide --frames-per-env " +
+         std::to_string(frames_per_env));
+  }
+  if (epochs < 1) Fail("--epochs must be >= 1, got " + std::to_string(epochs));
+  if (batch_size < 1) Fail("--batch-size must be >= 1, got " + std::to_string(batch_size));
+  if (algo == "ppo") {
+    if (frames_per_update() % batch_size != 0) {
+      Fail("--batch-size " + std::to_string(batch_size) + " does not divide the rollout of " +
+           std::to_string(frames_per_update()) + " frames (num_envs x frames_per_env)");
+    }
+    if (batch_size % recurrence != 0) {
+      Fail("--batch-size " + std::to_string(batch_size) + " is not a multiple of --recurrence " +
+           std::to_string(recurrence));
+    }
+  }
+  RequirePositive("lr", lr);
+  RequirePositive("router-lr", router_lr);
+  RequirePositive("optim-eps", optim_eps);
+  RequireRange("adam-beta1", adam_beta1, 0.0, 0.999999);
+  RequireRange("adam-beta2", adam_beta2, 0.0, 0.999999);
+  RequireRange("rmsprop-alpha", rmsprop_alpha, 0.0, 0.999999);
+  RequireRange("gamma", gamma, 0.0, 1.0);
+  RequireRange("gae-lambda", gae_lambda, 0.0, 1.0);
+  RequirePositive("clip", clip);
+  RequireRange("entropy-coef", entropy_coef, 0.0, 1e6);
+  RequireRange("value-coef", value_coef, 0.0, 1e6);
+  RequirePositive("max-grad-norm", max_grad_norm);
+  RequirePositive("reward-scale", reward_scale);
+  RequireRange("ibp-weight", ibp_weight, 0.0, 1e6);
+  if (stats_window < 1) Fail("--stats-window must be >= 1, got " + std::to_string(stats_window));
+  if (save_interval < 1) Fail("--save-interval must be >= 1, got " + std::to_string(save_interval));
+  if (keep_checkpoints < 1) Fail("--keep-checkpoints must be >= 1, got " + std::to_string(keep_checkpoints));
+  if (eval_interval < 0) Fail("--eval-interval must be >= 0, got " + std::to_string(eval_interval));
+  if (eval_episodes < 1) Fail("--eval-episodes must be >= 1, got " + std::to_string(eval_episodes));
+  try {
+    agents::RoutingOptions r;
+    r.router(router).n_tasks(static_cast<int64_t>(levels.size())).n_skills(skills).inventory(inventory).rank(rank);
+    r.density(density).heads(heads).families(families).task_names(levels);
+    agents::ModelOptions m(model);
+    m.routing(r);
+    m.Validate();
+  } catch (const std::invalid_argument& e) {
+    Fail(e.what());
+  }
+}
+
+nlohmann::json TrainConfig::ToJson() const {
+  nlohmann::json j;
+#define SKILLGRID_TO_JSON(f) j[#f] = f;
+  SKILLGRID_TRAIN_CONFIG_FIELDS(SKILLGRID_TO_JSON)
+#undef SKILLGRID_TO_JSON
+  return j;
+}
+
+TrainConfig TrainConfig::FromJson(const nlohmann::json& j) {
+  if (!j.is_object()) Fail("config JSON must be an object");
+  TrainConfig c;
+  std::set<std::string> known;
+#define SKILLGRID_FROM_JSON(f)                                                                  \
+  known.insert(#f);                                                                             \
+  if (j.contains(#f)) {                                                                         \
+    try {                                                                                       \
+      j.at(#f).get_to(c.f);                                                                     \
+    } catch (const nlohmann::json::exception&) {                                                \
+      Fail(std::string("config field '") + #f + "' has the wrong type: " + j.at(#f).dump());    \
+    }                                                                                           \
+  }
+  SKILLGRID_TRAIN_CONFIG_FIELDS(SKILLGRID_FROM_JSON)
+#undef SKILLGRID_FROM_JSON
+  for (const auto& item : j.items()) {
+    if (known.count(item.key()) == 0) Fail("config has an unknown field '" + item.key() + "'");
+  }
+  return c;
+}
+
+TrainConfig PresetConfig(const std::string& name) {
+  TrainConfig c;
+  if (name == "babyai") return c;
+  if (name == "a2c") {
+    c.algo = "a2c";
+    c.optimizer = "rmsprop";
+    c.lr = 7e-4;
+    c.optim_eps = 1e-5;
+    c.frames_per_env = 8;
+    c.recurrence = 8;
+    c.epochs = 1;
+    c.batch_size = c.num_envs * c.frames_per_env;
+    c.gae_lambda = 0.95;
+    c.save_interval = 50;
+    c.eval_interval = 250;
+    return c;
+  }
+  Fail("unknown preset '" + name + "' (valid: babyai, a2c)");
+}
+
+}  // namespace skillgrid::training

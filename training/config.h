@@ -1,0 +1,156 @@
+// Training configuration: one plain struct holding every knob (with its meaning and default),
+// presets, validation with one-line errors, and JSON round-trips (config.json, checkpoints).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace skillgrid::training {
+
+/// A configuration value that cannot be used; what() is one line naming the field.
+class ConfigError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+/// The eight levels of Polytropon's BabyAI experiment, in its table's order (full ids).
+const std::vector<std::string>& PolytroponSuite();
+
+/// Everything a training run needs. Defaults are the `babyai` preset (BabyAI 1.1 PPO) on the
+/// eight-level Polytropon suite with Poly skills.
+struct TrainConfig {
+  // --- run ---------------------------------------------------------------------------------
+  /// Run directory (config.json, log.csv, eval.csv, checkpoints/, skills.json); "" = no files.
+  std::string run_dir = "runs/main";
+  /// Level ids trained together; task id = index in this list. Default: PolytroponSuite().
+  std::vector<std::string> levels = PolytroponSuite();
+  /// Total environment frames (steps summed over envs) to train for; rounded up to whole updates.
+  /// The default (3M) is sized for ~30 minutes of the default job (small model, Poly) on 2 cores.
+  int64_t frames = 3'000'000;
+  /// Seed of everything: network init, action sampling, minibatch order, env streams.
+  uint64_t seed = 1;
+  /// Threads stepping envs, and for torch unless torch_threads says otherwise (0 = all cores).
+  int threads = 0;
+  /// Threads for torch intra-op parallelism (0 = auto: 1 for the small model, whose tiny ops
+  /// only lose from OpenMP hand-offs, else `threads`).
+  int torch_threads = 0;
+  /// Device of the network: "cpu" or "cuda" (envs always step on CPU threads).
+  std::string device = "cpu";
+
+  // --- model -------------------------------------------------------------------------------
+  /// Architecture: bow_endpool_res (BabyAI 1.1) | expert_filmcnn (BabyAI 1.0) | small.
+  std::string model = "small";
+  /// Router: none | shared | private | expert | poly | mhr | mu | adamix.
+  std::string router = "poly";
+  /// Skills per routed layer (Polytropon: 9).
+  int64_t skills = 9;
+  /// Skill inventory: lowrank | dense | sparse.
+  std::string inventory = "lowrank";
+  /// Rank of low-rank skills.
+  int64_t rank = 8;
+  /// Density of sparse skills in (0, 1] (Polytropon BabyAI: 0.1).
+  double density = 0.1;
+  /// Routing heads (MHR).
+  int64_t heads = 1;
+  /// Routed layer families, from conv, film, text, memory, heads (default: all).
+  std::vector<std::string> families = {"conv", "film", "text", "memory", "heads"};
+
+  // --- algorithm ---------------------------------------------------------------------------
+  /// Algorithm: ppo | a2c.
+  std::string algo = "ppo";
+  /// Parallel environments (BabyAI --procs: 64).
+  int num_envs = 64;
+  /// Frames per env per update (BabyAI: 40; A2C: 8).
+  int frames_per_env = 40;
+  /// BPTT chunk length; must divide frames_per_env (BabyAI: 20).
+  int recurrence = 20;
+  /// PPO epochs per update (BabyAI: 4; A2C uses 1).
+  int epochs = 4;
+  /// PPO minibatch size in frames; must divide num_envs * frames_per_env and be a multiple of
+  /// recurrence (BabyAI: 1280; A2C uses the whole rollout).
+  int batch_size = 1280;
+  /// Learning rate of the network (BabyAI: Adam 1e-4; A2C preset: RMSprop 7e-4).
+  double lr = 1e-4;
+  /// Learning rate of the routing logits, the fast half of the two-speed rate (default 1e-2,
+  /// mttl's 100x ratio; Polytropon's BabyAI value is unpublished).
+  double router_lr = 1e-2;
+  /// Optimiser: adam (PPO) | rmsprop (A2C).
+  std::string optimizer = "adam";
+  /// Adam/RMSprop epsilon (BabyAI: 1e-5).
+  double optim_eps = 1e-5;
+  /// Adam betas (0.9, 0.999).
+  double adam_beta1 = 0.9;
+  /// Second Adam beta.
+  double adam_beta2 = 0.999;
+  /// RMSprop smoothing constant alpha (0.99).
+  double rmsprop_alpha = 0.99;
+  /// Discount gamma (0.99).
+  double gamma = 0.99;
+  /// GAE lambda (BabyAI: 0.99).
+  double gae_lambda = 0.99;
+  /// PPO clip epsilon for the policy ratio and the value change (0.2).
+  double clip = 0.2;
+  /// Clip the value loss as BabyAI does (max of clipped and unclipped squared errors).
+  bool clip_value_loss = true;
+  /// Entropy bonus coefficient (0.01).
+  double entropy_coef = 0.01;
+  /// Value loss coefficient (0.5).
+  double value_coef = 0.5;
+  /// Global gradient-norm clip (0.5).
+  double max_grad_norm = 0.5;
+  /// Reward multiplier inside the learner (BabyAI: 20); logs report unscaled returns.
+  double reward_scale = 20.0;
+  /// On truncation (time limit) add gamma * V(s_t) to the reward instead of treating it as a
+  /// terminal. Off by default: BabyAI, torch-ac and CleanRL treat truncation as termination.
+  bool bootstrap_truncated = false;
+  /// Normalise advantages per minibatch (BabyAI: no).
+  bool normalize_advantages = false;
+  /// Weight of Polytropon's IBP prior on learned routing logits (0 = off).
+  double ibp_weight = 0.0;
+
+  // --- logging, checkpoints, evaluation ------------------------------------------------------
+  /// Episodes per level kept in the rolling success/return window of log.csv and progress.
+  int stats_window = 100;
+  /// Updates between checkpoints (and skills.json snapshots).
+  int save_interval = 10;
+  /// Checkpoints kept (the newest K).
+  int keep_checkpoints = 3;
+  /// Updates between evaluations written to eval.csv (0 = never).
+  int eval_interval = 50;
+  /// Episodes per level in periodic evaluation.
+  int eval_episodes = 20;
+  /// Seed of evaluation episodes (BabyAI's validation seed: 1e9), disjoint from training streams.
+  uint64_t eval_seed = 1'000'000'000;
+  /// Print a live progress line to stderr.
+  bool progress = true;
+
+  /// Checks every field; throws ConfigError with a one-line message on the first problem.
+  /// Unknown level ids are reported with the closest valid ids.
+  void Validate() const;
+  /// Frames collected per update (num_envs * frames_per_env).
+  int64_t frames_per_update() const { return static_cast<int64_t>(num_envs) * frames_per_env; }
+  /// Number of updates needed to reach `frames`.
+  int64_t total_updates() const { return (frames + frames_per_update() - 1) / frames_per_update(); }
+  /// The resolved thread count (threads, or the core count when 0).
+  int ResolvedThreads() const;
+  /// The resolved torch thread count (see torch_threads).
+  int ResolvedTorchThreads() const;
+  /// Full JSON form (every field).
+  nlohmann::json ToJson() const;
+  /// Reads a JSON form; missing fields keep their defaults, unknown fields are an error.
+  static TrainConfig FromJson(const nlohmann::json& j);
+};
+
+/// A named preset: "babyai" (BabyAI PPO, the default) or "a2c" (BabyAI's 2018 A2C: RMSprop
+/// 7e-4, eps 1e-5, 8 frames per env, recurrence 8, lambda 0.95, one gradient step per update).
+/// Throws ConfigError for an unknown name.
+TrainConfig PresetConfig(const std::string& name);
+
+/// Short display name of a level id: "BabyAI-GoToObj-v0" -> "GoToObj".
+std::string ShortLevelName(const std::string& id);
+
+}  // namespace skillgrid::training

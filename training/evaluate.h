@@ -1,0 +1,41 @@
+// Evaluation of a policy: N seeded episodes per level, argmax or sampled actions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agents/actor_critic.h"
+
+namespace skillgrid::training {
+
+/// Results on one level.
+struct LevelEvaluation {
+  /// Level id.
+  std::string level;
+  /// Episodes run.
+  int episodes = 0;
+  /// Fraction of episodes that ended with a positive reward.
+  double success_rate = 0.0;
+  /// Mean unscaled episode return.
+  double mean_return = 0.0;
+  /// Mean episode length in steps.
+  double mean_length = 0.0;
+};
+
+/// Results of an evaluation.
+struct Evaluation {
+  /// One entry per level, in the order given.
+  std::vector<LevelEvaluation> levels;
+  /// Mean of the per-level success rates.
+  double success_rate = 0.0;
+};
+
+/// Runs `episodes` episodes per level with the model in eval mode (restored to its previous
+/// mode afterwards). `levels` must be the model's task order (task id = index). Episodes are
+/// seeded from `seed` only, so the same seed gives the same episodes whatever the model.
+/// `argmax` picks the most likely action, otherwise actions are sampled.
+Evaluation EvaluatePolicy(agents::ActorCritic model, const std::vector<std::string>& levels, int episodes,
+                          uint64_t seed, bool argmax, int threads);
+
+}  // namespace skillgrid::training

@@ -1,0 +1,715 @@
+#include "training/trainer.h"
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/rmsprop.h>
+#include <torch/serialize.h>
+
+#include "envs/vec_env.h"
+#include "skills/task_batch.h"
+#include "training/checkpoint.h"
+#include "training/evaluate.h"
+#include "training/losses.h"
+
+namespace skillgrid::training {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string Num(double v) {
+  if (std::isnan(v)) return "";
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%.9g", v);
+  return buf;
+}
+
+// Writes `text` to `path` through a temporary file renamed into place.
+void WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw RunError("cannot write " + tmp);
+    out << text;
+    if (!out.flush()) throw RunError("cannot write " + tmp);
+  }
+  fs::rename(tmp, path);
+}
+
+// Keeps the header and the rows whose first field (the update number) is <= max_update.
+void TruncateCsv(const std::string& path, int64_t max_update) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (header) {
+      kept += line + "\n";
+      header = false;
+      continue;
+    }
+    if (line.empty()) continue;
+    long long update = -1;
+    if (std::sscanf(line.c_str(), "%lld", &update) == 1 && update <= max_update) kept += line + "\n";
+  }
+  in.close();
+  WriteFileAtomically(path, kept);
+}
+
+at::Generator CpuGenerator() { return at::detail::getDefaultCPUGenerator(); }
+
+}  // namespace
+
+struct Trainer::Impl {
+  TrainConfig cfg;
+  at::Device device{at::kCPU};
+  int threads = 1;
+  bool has_dir = false;
+
+  agents::ActorCritic model{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::vector<at::Tensor> all_params;
+
+  // Environments and their buffers.
+  std::unique_ptr<envs::VecEnv> env;
+  int n = 0, steps = 0, view = 7, width = 64, levels = 1;
+  std::vector<uint8_t> images, terminated, truncated, ep_success;
+  std::vector<int32_t> dirs, tokens, lengths, ep_lengths, actions_i32;
+  std::vector<float> rewards, ep_returns;
+  envs::VecEnvBuffers buf;
+  at::Tensor env_tasks;       // (N) int64, CPU
+  skills::TaskBatch env_batch;  // on the device
+
+  // Recurrent state of the rollout.
+  at::Tensor memory;  // (N, M) on the device
+  at::Tensor mask;    // (N) on the device: 0 where the previous step ended an episode
+
+  // Counters and rolling statistics.
+  int64_t update = 0, frames = 0, episodes = 0;
+  double duration_before = 0.0;
+  std::vector<int64_t> level_episodes;
+  std::vector<std::deque<std::array<double, 3>>> windows;  // (success, return, length)
+  UpdateStats last;
+  nlohmann::json skills_snapshots = nlohmann::json::array();
+  Clock::time_point session_start = Clock::now();
+
+  std::ofstream log, actions_log;
+
+  std::string Path(const char* name) const { return (fs::path(cfg.run_dir) / name).string(); }
+
+  agents::ModelOptions MakeModelOptions() const {
+    agents::RoutingOptions r;
+    r.router(cfg.router).n_tasks(static_cast<int64_t>(cfg.levels.size())).n_skills(cfg.skills);
+    r.inventory(cfg.inventory).rank(cfg.rank).density(cfg.density).heads(cfg.heads).families(cfg.families);
+    r.task_names(cfg.levels);
+    agents::ModelOptions m(cfg.model);
+    m.routing(r);
+    return m;
+  }
+
+  void BuildOptimizer() {
+    all_params = model->NetworkParameters();
+    const auto routers = model->RouterParameters();
+    all_params.insert(all_params.end(), routers.begin(), routers.end());
+    optimizer = MakeOptimizer(*model, cfg);
+  }
+
+  void BuildEnv() {
+    envs::VecEnvConfig vc;
+    vc.levels = cfg.levels;
+    vc.num_envs = cfg.num_envs;
+    vc.num_threads = threads;
+    vc.seed = cfg.seed;
+    env = std::make_unique<envs::VecEnv>(vc);
+    n = env->num_envs();
+    steps = cfg.frames_per_env;
+    view = env->view_size();
+    width = vc.max_mission_tokens;
+    levels = static_cast<int>(cfg.levels.size());
+    images.assign(static_cast<size_t>(n) * view * view * 3, 0);
+    terminated.assign(n, 0);
+    truncated.assign(n, 0);
+    ep_success.assign(n, 0);
+    dirs.assign(n, 0);
+    tokens.assign(static_cast<size_t>(n) * width, 0);
+    lengths.assign(n, 0);
+    ep_lengths.assign(n, 0);
+    actions_i32.assign(n, 0);
+    rewards.assign(n, 0.0f);
+    ep_returns.assign(n, 0.0f);
+    buf = envs::VecEnvBuffers{images.data(),  dirs.data(),      tokens.data(),    lengths.data(),
+                              rewards.data(), terminated.data(), truncated.data(), ep_returns.data(),
+                              ep_lengths.data(), ep_success.data()};
+    std::vector<int64_t> tasks(n);
+    for (int i = 0; i < n; ++i) tasks[i] = env->task_of(i);
+    env_tasks = at::from_blob(tasks.data(), {n}, at::kLong).clone();
+    env_batch = skills::TaskBatch::FromTaskIds(env_tasks.to(device));
+    env->Reset(buf);
+    memory = at::zeros({n, model->memory_size()}, at::TensorOptions().device(device));
+    mask = at::ones({n}, at::TensorOptions().device(device));
+  }
+
+  agents::Observation CurrentObservation() {
+    return agents::MakeObservation(at::from_blob(images.data(), {n, view, view, 3}, at::kByte),
+                                   at::from_blob(tokens.data(), {n, width}, at::kInt),
+                                   at::from_blob(lengths.data(), {n}, at::kInt), env_tasks)
+        .To(device);
+  }
+
+  void RecordEpisode(int i) {
+    const int task = env->task_of(i);
+    ++episodes;
+    ++level_episodes[task];
+    auto& w = windows[task];
+    w.push_back({ep_success[i] ? 1.0 : 0.0, static_cast<double>(ep_returns[i]), static_cast<double>(ep_lengths[i])});
+    while (static_cast<int>(w.size()) > cfg.stats_window) w.pop_front();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  std::vector<std::string> LogHeader() const {
+    std::vector<std::string> h = {"update", "frames", "episodes", "duration_s", "fps", "mean_success"};
+    for (const auto& l : cfg.levels) h.push_back("success_" + ShortLevelName(l));
+    for (const auto& l : cfg.levels) h.push_back("return_" + ShortLevelName(l));
+    for (const auto& l : cfg.levels) h.push_back("episodes_" + ShortLevelName(l));
+    for (const char* c : {"policy_loss", "value_loss", "entropy", "value", "approx_kl", "clip_frac", "grad_norm"}) {
+      h.push_back(c);
+    }
+    return h;
+  }
+
+  static std::string JoinCsv(const std::vector<std::string>& fields) {
+    std::string s;
+    for (size_t i = 0; i < fields.size(); ++i) s += (i ? "," : "") + fields[i];
+    return s + "\n";
+  }
+
+  void OpenLogs(bool fresh) {
+    if (!has_dir) return;
+    if (fresh || !fs::exists(Path("log.csv"))) WriteFileAtomically(Path("log.csv"), JoinCsv(LogHeader()));
+    log.open(Path("log.csv"), std::ios::app);
+    actions_log.open(Path("actions.bin"), std::ios::binary | (fresh ? std::ios::trunc : std::ios::app));
+    if (!log || !actions_log) throw RunError("cannot open the logs in " + cfg.run_dir);
+  }
+
+  void WriteLogRow(const UpdateStats& s) {
+    if (!has_dir) return;
+    std::vector<std::string> f = {std::to_string(s.update), std::to_string(s.frames), std::to_string(s.episodes),
+                                  Num(s.duration_s), Num(s.fps), Num(s.mean_success)};
+    for (double v : s.success) f.push_back(Num(v));
+    for (double v : s.returns) f.push_back(Num(v));
+    for (int64_t v : s.level_episodes) f.push_back(std::to_string(v));
+    for (double v : {s.policy_loss, s.value_loss, s.entropy, s.value_mean, s.approx_kl, s.clip_fraction, s.grad_norm}) {
+      f.push_back(Num(v));
+    }
+    log << JoinCsv(f);
+    log.flush();
+  }
+
+  void FillLevelStats(UpdateStats* s) const {
+    s->success.assign(levels, std::nan(""));
+    s->returns.assign(levels, std::nan(""));
+    s->level_episodes = level_episodes;
+    s->mean_success = 0.0;
+    for (int t = 0; t < levels; ++t) {
+      const auto& w = windows[t];
+      if (w.empty()) continue;
+      double succ = 0.0, ret = 0.0;
+      for (const auto& e : w) {
+        succ += e[0];
+        ret += e[1];
+      }
+      s->success[t] = succ / w.size();
+      s->returns[t] = ret / w.size();
+      s->mean_success += s->success[t] / levels;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  nlohmann::json Counters() const {
+    nlohmann::json w = nlohmann::json::array();
+    for (const auto& dq : windows) {
+      nlohmann::json a = nlohmann::json::array();
+      for (const auto& e : dq) a.push_back({e[0], e[1], e[2]});
+      w.push_back(a);
+    }
+    return {{"update", update},
+            {"frames", frames},
+            {"episodes", episodes},
+            {"level_episodes", level_episodes},
+            {"windows", w},
+            {"duration_s", duration_before + std::chrono::duration<double>(Clock::now() - session_start).count()}};
+  }
+
+  void SaveCheckpoint() {
+    if (!has_dir) return;
+    actions_log.flush();
+    torch::serialize::OutputArchive archive;
+    torch::serialize::OutputArchive model_archive;
+    model->save(model_archive);
+    archive.write("model", model_archive);
+    torch::serialize::OutputArchive optim_archive;
+    optimizer->save(optim_archive);
+    archive.write("optimizer", optim_archive);
+    {
+      at::Generator gen = CpuGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      archive.write("rng_cpu", gen.get_state());
+    }
+    archive.write("memory", memory.to(at::kCPU));
+    archive.write("mask", mask.to(at::kCPU));
+    nlohmann::json meta = {{"format", "skillgrid-checkpoint-1"},
+                           {"config", cfg.ToJson()},
+                           {"model", model->options.ToJson()},
+                           {"counters", Counters()},
+                           {"num_parameters", model->NumParameters()}};
+    WriteJson(archive, "meta_json", meta);
+    SaveArchiveAtomically(archive, CheckpointPath(cfg.run_dir, update));
+    PruneCheckpoints(cfg.run_dir, cfg.keep_checkpoints);
+    // Routing snapshot.
+    const nlohmann::json layers = model->RoutingSnapshot();
+    if (!layers.empty()) {
+      skills_snapshots.push_back({{"update", update}, {"frames", frames}, {"layers", layers}});
+      const nlohmann::json doc = {{"levels", cfg.levels}, {"router", cfg.router}, {"snapshots", skills_snapshots}};
+      WriteFileAtomically(Path("skills.json"), doc.dump());
+    }
+  }
+
+  void LoadCheckpoint(const std::string& path) {
+    const nlohmann::json meta = ReadCheckpointMeta(path);
+    CheckSameArchitecture(meta.at("model"), model->options, path);
+    const TrainConfig saved = TrainConfig::FromJson(meta.at("config"));
+    if (saved.levels != cfg.levels || saved.num_envs != cfg.num_envs || saved.frames_per_env != cfg.frames_per_env ||
+        saved.seed != cfg.seed) {
+      throw RunError("checkpoint " + path + " was trained with other levels, env count, rollout length or seed; "
+                     "resume with the run's own config.json");
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    torch::serialize::InputArchive model_archive;
+    archive.read("model", model_archive);
+    model->load(model_archive);
+    torch::serialize::InputArchive optim_archive;
+    archive.read("optimizer", optim_archive);
+    optimizer->load(optim_archive);
+    // The config is the source of truth for the learning rates (a resumed run may change them).
+    auto& groups = optimizer->param_groups();
+    groups[0].options().set_lr(cfg.lr);
+    if (groups.size() > 1) groups[1].options().set_lr(cfg.router_lr);
+    at::Tensor rng, mem, msk;
+    archive.read("rng_cpu", rng);
+    archive.read("memory", mem);
+    archive.read("mask", msk);
+    {
+      at::Generator gen = CpuGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(rng);
+    }
+    memory = mem.to(device);
+    mask = msk.to(device);
+    const auto& c = meta.at("counters");
+    update = c.at("update").get<int64_t>();
+    frames = c.at("frames").get<int64_t>();
+    episodes = c.at("episodes").get<int64_t>();
+    level_episodes = c.at("level_episodes").get<std::vector<int64_t>>();
+    duration_before = c.at("duration_s").get<double>();
+    windows.assign(levels, {});
+    for (int t = 0; t < levels; ++t) {
+      for (const auto& e : c.at("windows").at(t)) windows[t].push_back({e[0].get<double>(), e[1].get<double>(), e[2].get<double>()});
+    }
+    ReplayActions();
+    TruncateCsv(Path("log.csv"), update);
+    TruncateCsv(Path("eval.csv"), update);
+    if (fs::exists(Path("skills.json"))) {
+      std::ifstream in(Path("skills.json"));
+      nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
+      if (!doc.is_discarded() && doc.contains("snapshots")) {
+        for (const auto& s : doc["snapshots"]) {
+          if (s.value("update", int64_t{0}) <= update) skills_snapshots.push_back(s);
+        }
+      }
+    }
+  }
+
+  // Brings the envs to the checkpoint's state by replaying the logged actions from the reset.
+  void ReplayActions() {
+    const std::string path = Path("actions.bin");
+    std::error_code ec;
+    const auto size = fs::exists(path) ? static_cast<int64_t>(fs::file_size(path, ec)) : 0;
+    if (size < frames) {
+      throw RunError("cannot resume: " + path + " holds " + std::to_string(size) + " actions but the checkpoint is at " +
+                     std::to_string(frames) + " frames");
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::vector<uint8_t> row(n);
+    for (int64_t s = 0; s < frames / n; ++s) {
+      in.read(reinterpret_cast<char*>(row.data()), n);
+      for (int i = 0; i < n; ++i) actions_i32[i] = row[i];
+      env->Step(actions_i32.data(), buf);
+    }
+    in.close();
+    fs::resize_file(path, static_cast<uintmax_t>(frames));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  UpdateStats Step() {
+    const auto t0 = Clock::now();
+    const int64_t m = model->memory_size();
+    const auto fopt = at::TensorOptions().device(device);
+    // Rollout storage, time-major.
+    at::Tensor st_images = at::empty({steps, n, view, view, 3}, at::kByte);
+    at::Tensor st_tokens = at::empty({steps, n, width}, at::kInt);
+    at::Tensor st_lengths = at::empty({steps, n}, at::kInt);
+    at::Tensor st_actions = at::empty({steps, n}, at::kLong);
+    at::Tensor st_memory = at::empty({steps, n, m}, fopt);
+    at::Tensor st_mask = at::empty({steps, n}, fopt);
+    at::Tensor st_values = at::empty({steps, n}, fopt);
+    at::Tensor st_logp = at::empty({steps, n}, fopt);
+    at::Tensor st_rewards = at::empty({steps, n}, at::kFloat);
+    at::Tensor st_dones = at::empty({steps, n}, at::kFloat);
+    std::vector<uint8_t> action_bytes(static_cast<size_t>(steps) * n);
+
+    model->train();
+    {
+      torch::NoGradGuard no_grad;
+      for (int t = 0; t < steps; ++t) {
+        st_images[t].copy_(at::from_blob(images.data(), {n, view, view, 3}, at::kByte));
+        st_tokens[t].copy_(at::from_blob(tokens.data(), {n, width}, at::kInt));
+        st_lengths[t].copy_(at::from_blob(lengths.data(), {n}, at::kInt));
+        const agents::Observation obs = CurrentObservation();
+        const at::Tensor mem_in = memory * mask.unsqueeze(1);
+        const agents::PolicyOutput out = model->Act(obs, mem_in, env_batch);
+        const at::Tensor action = at::multinomial(out.log_probs.exp(), 1).squeeze(1);
+        st_memory[t].copy_(mem_in);
+        st_mask[t].copy_(mask);
+        st_values[t].copy_(out.values);
+        st_logp[t].copy_(out.log_probs.gather(1, action.unsqueeze(1)).squeeze(1));
+        const at::Tensor a_cpu = action.to(at::kCPU).contiguous();
+        st_actions[t].copy_(a_cpu);
+        const int64_t* ap = a_cpu.data_ptr<int64_t>();
+        for (int i = 0; i < n; ++i) {
+          actions_i32[i] = static_cast<int32_t>(ap[i]);
+          action_bytes[static_cast<size_t>(t) * n + i] = static_cast<uint8_t>(ap[i]);
+        }
+        env->Step(actions_i32.data(), buf);
+        std::vector<float> next_mask(n);
+        float* rw = st_rewards[t].data_ptr<float>();
+        float* dn = st_dones[t].data_ptr<float>();
+        at::Tensor values_cpu;
+        if (cfg.bootstrap_truncated) values_cpu = out.values.to(at::kCPU).contiguous();
+        for (int i = 0; i < n; ++i) {
+          const bool done = terminated[i] || truncated[i];
+          rw[i] = static_cast<float>(rewards[i] * cfg.reward_scale);
+          if (cfg.bootstrap_truncated && truncated[i] && !terminated[i]) {
+            // The auto-reset hides the final observation: bootstrap from V(s_t) instead.
+            rw[i] += static_cast<float>(cfg.gamma) * values_cpu.data_ptr<float>()[i];
+          }
+          dn[i] = done ? 1.0f : 0.0f;
+          next_mask[i] = done ? 0.0f : 1.0f;
+          if (done) RecordEpisode(i);
+        }
+        memory = out.memory;
+        mask = at::from_blob(next_mask.data(), {n}, at::kFloat).to(device, /*non_blocking=*/false, /*copy=*/true);
+      }
+    }
+    at::Tensor last_values;
+    {
+      torch::NoGradGuard no_grad;
+      last_values = model->Act(CurrentObservation(), memory * mask.unsqueeze(1), env_batch).values;
+    }
+    const auto t1 = Clock::now();
+    if (has_dir) actions_log.write(reinterpret_cast<const char*>(action_bytes.data()),
+                                   static_cast<std::streamsize>(action_bytes.size()));
+
+    const GaeResult gae = ComputeGae(st_rewards.to(device), st_values, st_dones.to(device), last_values, cfg.gamma,
+                                     cfg.gae_lambda);
+    // Env-major flattening: each env's steps are contiguous (row = env * steps + t).
+    auto flat = [](const at::Tensor& x) {
+      std::vector<int64_t> shape = {x.size(0) * x.size(1)};
+      for (int64_t d = 2; d < x.dim(); ++d) shape.push_back(x.size(d));
+      return x.transpose(0, 1).contiguous().view(shape);
+    };
+    Batch b;
+    b.images = flat(st_images);
+    b.tokens = flat(st_tokens);
+    b.lengths = flat(st_lengths);
+    b.actions = flat(st_actions).to(device);
+    b.memory = flat(st_memory);
+    b.mask = flat(st_mask);
+    b.values = flat(st_values);
+    b.logp = flat(st_logp);
+    b.advantages = flat(gae.advantages);
+    b.returns = flat(gae.returns);
+    b.tasks = env_tasks.repeat_interleave(steps);
+
+    UpdateStats s = Optimise(b);
+    const auto t2 = Clock::now();
+
+    ++update;
+    frames += static_cast<int64_t>(n) * steps;
+    s.update = update;
+    s.frames = frames;
+    s.episodes = episodes;
+    s.rollout_s = std::chrono::duration<double>(t1 - t0).count();
+    s.optimise_s = std::chrono::duration<double>(t2 - t1).count();
+    s.fps = static_cast<double>(n) * steps / std::chrono::duration<double>(t2 - t0).count();
+    s.duration_s = duration_before + std::chrono::duration<double>(t2 - session_start).count();
+    FillLevelStats(&s);
+    WriteLogRow(s);
+    last = s;
+    return s;
+  }
+
+  struct Batch {
+    at::Tensor images, tokens, lengths, tasks;                                   // CPU
+    at::Tensor actions, memory, mask, values, logp, advantages, returns;  // device
+  };
+
+  UpdateStats Optimise(const Batch& b) {
+    const int64_t total = static_cast<int64_t>(n) * steps;
+    const int64_t r = cfg.recurrence;
+    const bool ppo = cfg.algo == "ppo";
+    const int epochs = ppo ? cfg.epochs : 1;
+    const int64_t chunks_per_batch = ppo ? cfg.batch_size / r : total / r;
+    const int64_t num_chunks = total / r;
+    LossCoefficients coef;
+    coef.clip = cfg.clip;
+    coef.clip_value_loss = cfg.clip_value_loss;
+    coef.entropy_coef = cfg.entropy_coef;
+    coef.value_coef = cfg.value_coef;
+    UpdateStats s;
+    int count = 0;
+    const at::Tensor offsets = at::arange(r, at::kLong);
+    const at::Tensor tasks_cpu = b.tasks;
+    for (int epoch = 0; epoch < epochs; ++epoch) {
+      const at::Tensor perm = (ppo ? at::randperm(num_chunks, at::kLong) : at::arange(num_chunks, at::kLong)) * r;
+      for (int64_t first = 0; first + chunks_per_batch <= num_chunks; first += chunks_per_batch) {
+        at::Tensor starts = perm.narrow(0, first, chunks_per_batch);
+        // Group chunks by task (stable), so every routed layer sees task blocks without permuting.
+        const at::Tensor chunk_tasks = tasks_cpu.index_select(0, starts);
+        const at::Tensor order = std::get<1>(chunk_tasks.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
+        starts = starts.index_select(0, order);
+        const at::Tensor rows = (starts.unsqueeze(1) + offsets.unsqueeze(0)).reshape({-1});  // chunk-major
+        const at::Tensor rows_d = rows.to(device);
+        const at::Tensor starts_d = starts.to(device);
+        const int64_t c = starts.size(0);
+
+        const agents::Observation obs =
+            agents::MakeObservation(b.images.index_select(0, rows), b.tokens.index_select(0, rows),
+                                    b.lengths.index_select(0, rows), tasks_cpu.index_select(0, rows))
+                .To(device);
+        const skills::TaskBatch batch_all = skills::TaskBatch::FromTaskIds(obs.task_ids);
+        const skills::TaskBatch batch_step =
+            skills::TaskBatch::FromTaskIds(tasks_cpu.index_select(0, starts).to(device));
+
+        const agents::Encoded enc = model->Encode(obs, batch_all);
+        const at::Tensor gates = model->MemoryGates(enc, batch_all).view({c, r, -1});
+        const at::Tensor mem_all = UnrollMemory(*model, gates, b.memory.index_select(0, starts_d),
+                                                b.mask.index_select(0, rows_d).view({c, r}), batch_step);
+        const agents::PolicyOutput out = model->Heads(enc, mem_all, batch_all);
+
+        at::Tensor adv = b.advantages.index_select(0, rows_d);
+        if (cfg.normalize_advantages) adv = (adv - adv.mean()) / (adv.std() + 1e-8);
+        const at::Tensor actions = b.actions.index_select(0, rows_d);
+        const at::Tensor ret = b.returns.index_select(0, rows_d);
+        LossTerms terms = ppo ? PpoLoss(out.log_probs, out.values, actions, b.logp.index_select(0, rows_d),
+                                        b.values.index_select(0, rows_d), adv, ret, coef)
+                              : A2cLoss(out.log_probs, out.values, actions, adv, ret, coef);
+        at::Tensor loss = terms.loss;
+        if (cfg.ibp_weight > 0.0) {
+          for (const auto& z : model->RouterParameters()) {
+            loss = loss + cfg.ibp_weight * NegLogIbpPrior(z.view({z.size(0), -1}));
+          }
+        }
+        const double loss_value = loss.item<double>();
+        if (!std::isfinite(loss_value)) {
+          throw TrainingError("loss is " + Num(loss_value) + " at update " + std::to_string(update + 1) +
+                              " (policy " + Num(terms.policy_loss.item<double>()) + ", value " +
+                              Num(terms.value_loss.item<double>()) + ", entropy " + Num(terms.entropy.item<double>()) +
+                              "); stopping before the optimiser step, the run directory keeps its last checkpoint");
+        }
+        optimizer->zero_grad();
+        loss.backward();
+        const double grad_norm = torch::nn::utils::clip_grad_norm_(all_params, cfg.max_grad_norm);
+        if (!std::isfinite(grad_norm)) {
+          throw TrainingError("gradient norm is " + Num(grad_norm) + " at update " + std::to_string(update + 1) +
+                              "; stopping before the optimiser step, the run directory keeps its last checkpoint");
+        }
+        optimizer->step();
+        s.policy_loss += terms.policy_loss.item<double>();
+        s.value_loss += terms.value_loss.item<double>();
+        s.entropy += terms.entropy.item<double>();
+        s.value_mean += out.values.mean().item<double>();
+        s.approx_kl += terms.approx_kl;
+        s.clip_fraction += terms.clip_fraction;
+        s.grad_norm += grad_norm;
+        ++count;
+      }
+    }
+    for (double* v : {&s.policy_loss, &s.value_loss, &s.entropy, &s.value_mean, &s.approx_kl, &s.clip_fraction,
+                      &s.grad_norm}) {
+      *v /= std::max(count, 1);
+    }
+    return s;
+  }
+
+  double EvaluateNow() {
+    const Evaluation e = EvaluatePolicy(model, cfg.levels, cfg.eval_episodes, cfg.eval_seed, /*argmax=*/true, threads);
+    if (has_dir) {
+      const std::string path = Path("eval.csv");
+      if (!fs::exists(path)) {
+        std::vector<std::string> h = {"update", "frames", "mean_success"};
+        for (const auto& l : cfg.levels) h.push_back("success_" + ShortLevelName(l));
+        for (const auto& l : cfg.levels) h.push_back("return_" + ShortLevelName(l));
+        for (const auto& l : cfg.levels) h.push_back("length_" + ShortLevelName(l));
+        WriteFileAtomically(path, JoinCsv(h));
+      }
+      std::vector<std::string> f = {std::to_string(update), std::to_string(frames), Num(e.success_rate)};
+      for (const auto& l : e.levels) f.push_back(Num(l.success_rate));
+      for (const auto& l : e.levels) f.push_back(Num(l.mean_return));
+      for (const auto& l : e.levels) f.push_back(Num(l.mean_length));
+      std::ofstream out(path, std::ios::app);
+      out << JoinCsv(f);
+    }
+    return e.success_rate;
+  }
+};
+
+// -----------------------------------------------------------------------------------------------
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(agents::ActorCriticImpl& model, const TrainConfig& cfg) {
+  const auto routers = model.RouterParameters();
+  if (cfg.optimizer == "adam") {
+    auto opts = [&](double lr) {
+      return torch::optim::AdamOptions(lr).eps(cfg.optim_eps).betas({cfg.adam_beta1, cfg.adam_beta2});
+    };
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(model.NetworkParameters(), std::make_unique<torch::optim::AdamOptions>(opts(cfg.lr)));
+    if (!routers.empty()) groups.emplace_back(routers, std::make_unique<torch::optim::AdamOptions>(opts(cfg.router_lr)));
+    return std::make_unique<torch::optim::Adam>(std::move(groups), opts(cfg.lr));
+  }
+  auto opts = [&](double lr) { return torch::optim::RMSpropOptions(lr).eps(cfg.optim_eps).alpha(cfg.rmsprop_alpha); };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(model.NetworkParameters(), std::make_unique<torch::optim::RMSpropOptions>(opts(cfg.lr)));
+  if (!routers.empty()) groups.emplace_back(routers, std::make_unique<torch::optim::RMSpropOptions>(opts(cfg.router_lr)));
+  return std::make_unique<torch::optim::RMSprop>(std::move(groups), opts(cfg.lr));
+}
+
+at::Tensor UnrollMemory(agents::ActorCriticImpl& model, const at::Tensor& gates, at::Tensor memory,
+                        const at::Tensor& masks, const skills::TaskBatch& step_batch) {
+  const int64_t c = gates.size(0);
+  const int64_t r = gates.size(1);
+  std::vector<at::Tensor> hs;
+  hs.reserve(static_cast<size_t>(r));
+  for (int64_t k = 0; k < r; ++k) {
+    if (k > 0) memory = memory * masks.select(1, k).unsqueeze(1);
+    memory = model.StepMemory(gates.select(1, k), memory, step_batch);
+    hs.push_back(memory);
+  }
+  return at::stack(hs, 1).view({c * r, -1});
+}
+
+Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.cfg = config;
+  s.cfg.Validate();
+  s.threads = s.cfg.ResolvedThreads();
+  s.device = at::Device(s.cfg.device);
+  if (s.device.is_cuda() && !torch::cuda::is_available()) {
+    throw ConfigError("--device " + s.cfg.device + ": no CUDA device is available to this build of LibTorch");
+  }
+  at::set_num_threads(s.cfg.ResolvedTorchThreads());
+  s.has_dir = !s.cfg.run_dir.empty();
+
+  std::string resume_from;
+  if (s.has_dir) {
+    const auto checkpoints = ListCheckpoints(s.cfg.run_dir);
+    if (resume) {
+      if (!fs::exists(s.Path("config.json"))) {
+        throw RunError("cannot resume: " + s.cfg.run_dir + " holds no run (no config.json)");
+      }
+      if (!checkpoints.empty()) resume_from = checkpoints.back();
+    } else if (!checkpoints.empty() || fs::exists(s.Path("log.csv"))) {
+      throw RunError("run directory " + s.cfg.run_dir +
+                     " already holds a run; pass --resume to continue it, or choose another --run-dir");
+    }
+    fs::create_directories(fs::path(s.cfg.run_dir) / "checkpoints");
+  }
+
+  at::manual_seed(s.cfg.seed);
+  s.model = agents::ActorCritic(s.MakeModelOptions());
+  s.model->to(s.device);
+  s.BuildOptimizer();
+  s.BuildEnv();
+  s.level_episodes.assign(s.levels, 0);
+  s.windows.assign(s.levels, {});
+  if (!resume_from.empty()) {
+    s.LoadCheckpoint(resume_from);
+  } else if (s.has_dir && resume) {
+    // Killed before its first checkpoint: start over in place.
+    TruncateCsv(s.Path("log.csv"), 0);
+    TruncateCsv(s.Path("eval.csv"), 0);
+  }
+  if (s.has_dir) {
+    WriteFileAtomically(s.Path("config.json"), s.cfg.ToJson().dump(2) + "\n");
+    s.OpenLogs(/*fresh=*/resume_from.empty());
+  }
+  s.session_start = Clock::now();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::Train(const UpdateCallback& on_update) {
+  Impl& s = *impl_;
+  const int64_t total = s.cfg.total_updates();
+  while (s.update < total) {
+    const UpdateStats stats = s.Step();
+    if (s.cfg.eval_interval > 0 && s.update % s.cfg.eval_interval == 0) s.EvaluateNow();
+    if (s.update % s.cfg.save_interval == 0 || s.update == total) s.SaveCheckpoint();
+    if (on_update) on_update(stats);
+  }
+}
+
+UpdateStats Trainer::Step() { return impl_->Step(); }
+void Trainer::SaveCheckpoint() { impl_->SaveCheckpoint(); }
+double Trainer::EvaluateNow() { return impl_->EvaluateNow(); }
+const TrainConfig& Trainer::config() const { return impl_->cfg; }
+agents::ActorCritic Trainer::model() const { return impl_->model; }
+int64_t Trainer::updates() const { return impl_->update; }
+int64_t Trainer::frames() const { return impl_->frames; }
+const UpdateStats& Trainer::last_stats() const { return impl_->last; }
+
+std::string ProgressLine(const TrainConfig& config, const UpdateStats& s) {
+  std::ostringstream o;
+  const int64_t target = config.total_updates() * config.frames_per_update();
+  const double eta = s.fps > 0 ? (target - s.frames) / s.fps : 0.0;
+  const int eta_s = static_cast<int>(std::max(0.0, eta));
+  char head[160];
+  std::snprintf(head, sizeof(head), "frames %lld/%lld (%.1f%%) | %.0f fps | ETA %dh%02dm%02ds | episodes %lld | success %.3f |",
+                static_cast<long long>(s.frames), static_cast<long long>(target), 100.0 * s.frames / std::max<int64_t>(target, 1),
+                s.fps, eta_s / 3600, (eta_s / 60) % 60, eta_s % 60, static_cast<long long>(s.episodes), s.mean_success);
+  o << head;
+  for (size_t i = 0; i < config.levels.size() && i < s.success.size(); ++i) {
+    char cell[64];
+    if (std::isnan(s.success[i])) {
+      std::snprintf(cell, sizeof(cell), " %s -", ShortLevelName(config.levels[i]).c_str());
+    } else {
+      std::snprintf(cell, sizeof(cell), " %s %.2f", ShortLevelName(config.levels[i]).c_str(), s.success[i]);
+    }
+    o << cell;
+  }
+  return o.str();
+}
+
+}  // namespace skillgrid::training
