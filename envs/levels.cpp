@@ -424,6 +424,21 @@ void PlaceAgentOutside(RoomGrid& rg, Pos avoid) {
   throw GenerationError("place_agent: every try landed in the locked room");
 }
 
+LockedRoom AddLockedRoomAndKey(RoomGrid& rg) {
+  Rng& rng = rg.rng();
+  const int cols = rg.num_cols(), rows = rg.num_rows();
+  LockedRoom lr;
+  lr.room = {RandIndex(rng, cols), RandIndex(rng, rows)};
+  lr.door = rg.AddDoor(lr.room.x, lr.room.y, RoomGrid::kRandom, std::nullopt, true);
+  lr.color = rg.world().grid.at(lr.door).color;
+  for (;;) {
+    const Pos k{RandIndex(rng, cols), RandIndex(rng, rows)};
+    if (k == lr.room) continue;
+    rg.AddObject(k.x, k.y, ObjectType::kKey, lr.color);
+    return lr;
+  }
+}
+
 RoomGridLevel::RoomGridLevel(const LevelConfig& config) : config_(config) {
   RequireConfig(config_.num_objs >= 0 && config_.num_objs <= kMaxLevelObjects &&
                     config_.gen.num_dists >= 0 && config_.gen.num_dists <= kMaxLevelObjects,

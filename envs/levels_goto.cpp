@@ -104,17 +104,8 @@ class GoToImpUnlockLevel final : public RoomGridLevel {
 
  protected:
   bool GenMission(RoomGrid& rg, Instr* instr, MissionExtras*) const override {
-    Rng& rng = rg.rng();
     const int cols = rg.num_cols(), rows = rg.num_rows();
-    const Pos locked{RandIndex(rng, cols), RandIndex(rng, rows)};
-    const Pos door = rg.AddDoor(locked.x, locked.y, kRandom, std::nullopt, true);
-    const Color color = rg.world().grid.at(door).color;
-    for (;;) {
-      const Pos k{RandIndex(rng, cols), RandIndex(rng, rows)};
-      if (k == locked) continue;
-      rg.AddObject(k.x, k.y, ObjectType::kKey, color);
-      break;
-    }
+    const Pos locked = AddLockedRoomAndKey(rg).room;
     rg.ConnectAll();
     Pos d[kMaxLevelObjects];
     for (int i = 0; i < cols; ++i) {

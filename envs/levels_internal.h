@@ -60,6 +60,18 @@ inline constexpr int kMaxLevelObjects = 40;
 /// (col, row); GenerationError after 1000 tries.
 void PlaceAgentOutside(RoomGrid& rg, Pos avoid);
 
+/// A locked room: a random room (col, row) gets a locked door of a random colour on a random
+/// side, and a key of that colour goes to a random other room.
+struct LockedRoom {
+  Pos room;     ///< (col, row) of the locked room
+  Pos door;     ///< position of its locked door
+  Color color;  ///< colour of the door and of its key
+};
+
+/// Adds a LockedRoom (GoToImpUnlock, Unlock). Draws: room column, row, then AddDoor's draws,
+/// then (column, row) pairs until one differs from the locked room.
+LockedRoom AddLockedRoomAndKey(RoomGrid& rg);
+
 /// True if the object at p matches `d` as find_matching_objs (use_location) would count it:
 /// type and colour (each when given; p must hold an object), and for a location, p lies in the
 /// agent's room (its walls included) on that side of the agent.

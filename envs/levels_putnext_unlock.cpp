@@ -105,15 +105,9 @@ class UnlockLevel final : public RoomGridLevel {
   bool GenMission(RoomGrid& rg, Instr* instr, MissionExtras*) const override {
     Rng& rng = rg.rng();
     const int cols = rg.num_cols(), rows = rg.num_rows();
-    const Pos locked{RandIndex(rng, cols), RandIndex(rng, rows)};
-    const Pos door = rg.AddDoor(locked.x, locked.y, kRandom, std::nullopt, true);
-    const Color color = rg.world().grid.at(door).color;
-    for (;;) {
-      const Pos k{RandIndex(rng, cols), RandIndex(rng, rows)};
-      if (k == locked) continue;
-      rg.AddObject(k.x, k.y, ObjectType::kKey, color);
-      break;
-    }
+    const LockedRoom lr = AddLockedRoomAndKey(rg);
+    const Pos locked = lr.room;
+    const Color color = lr.color;
     if (rng.Bool()) {
       Color others[kNumColors];
       int n = 0;
