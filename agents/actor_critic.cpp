@@ -8,6 +8,7 @@
 
 #include "envs/tokenizer.h"
 #include "skills/router.h"
+#include "skills/skill_conv_embedding.h"
 #include "skills/skill_linear.h"
 
 namespace skillgrid::agents {
@@ -184,6 +185,14 @@ at::Tensor ActorCriticImpl::StepMemory(const at::Tensor& gates, const at::Tensor
   return memory_->forward(at::Tensor(), memory, batch, gates);
 }
 
+PreparedLinear ActorCriticImpl::PrepareMemory(const skills::TaskBatch& batch) {
+  return memory_->PrepareRecurrent(batch);
+}
+
+at::Tensor ActorCriticImpl::StepMemory(const at::Tensor& gates, const at::Tensor& memory, const PreparedLinear& hh) {
+  return memory_->Step(gates, memory, hh);
+}
+
 PolicyOutput ActorCriticImpl::Heads(const Encoded& enc, const at::Tensor& memory, const skills::TaskBatch& batch) {
   at::Tensor emb = memory.narrow(1, 0, options.memory_dim());
   if (enc.head_extra.defined()) emb = at::cat({emb, enc.head_extra}, 1);
@@ -235,9 +244,11 @@ int64_t ActorCriticImpl::NumParameters() const {
 nlohmann::json ActorCriticImpl::RoutingSnapshot() const {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& item : named_modules("", /*include_self=*/false)) {
-    const auto* layer = dynamic_cast<const skills::SkillLinearImpl*>(item.value().get());
-    if (layer == nullptr) continue;
-    const at::Tensor w = layer->router()->EvalWeights().detach().to(at::kFloat).mean(1).cpu().contiguous();
+    skills::Router router{nullptr};
+    if (const auto* linear = dynamic_cast<const skills::SkillLinearImpl*>(item.value().get())) router = linear->router();
+    if (const auto* conv = dynamic_cast<const skills::SkillConv2dImpl*>(item.value().get())) router = conv->router();
+    if (router.is_empty()) continue;
+    const at::Tensor w = router->EvalWeights().detach().to(at::kFloat).mean(1).cpu().contiguous();
     nlohmann::json rows = nlohmann::json::array();
     for (int64_t t = 0; t < w.size(0); ++t) {
       std::vector<float> row(w[t].data_ptr<float>(), w[t].data_ptr<float>() + w.size(1));

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "skills/skill_conv_embedding.h"
 #include "skills/skill_linear.h"
 #include "skills/task_batch.h"
 
@@ -74,6 +75,17 @@ struct RoutingOptions {
 skills::SkillLinearOptions MakeSkillLinearOptions(const RoutingOptions& routing, int64_t in, int64_t out,
                                                   bool bias);
 
+/// A RoutedLinear with its routing resolved for one batch (see skills::PreparedSkillLinear):
+/// recurrent loops prepare once per sequence and Apply() at every step.
+struct PreparedLinear {
+  /// x (N, ..., in) with the prepared batch's rows -> (N, ..., out).
+  at::Tensor Apply(const at::Tensor& x) const;
+  /// The plain layer (when not routed).
+  torch::nn::Linear plain{nullptr};
+  /// The prepared skill layer (when routed).
+  skills::PreparedSkillLinear skill;
+};
+
 /// A Linear layer that is either plain torch or a SkillLinear (chosen at construction).
 class RoutedLinearImpl : public torch::nn::Cloneable<RoutedLinearImpl> {
  public:
@@ -83,6 +95,8 @@ class RoutedLinearImpl : public torch::nn::Cloneable<RoutedLinearImpl> {
   void reset() override;
   /// x (N, ..., in) -> (N, ..., out); `batch` (the task of each row of dim 0) is used when routed.
   at::Tensor forward(const at::Tensor& x, const skills::TaskBatch& batch);
+  /// Resolves the routing of `batch` once for repeated Apply() calls (the steps of a recurrence).
+  PreparedLinear Prepare(const skills::TaskBatch& batch);
   /// The shared base weight (out, in) (the plain layer's weight when not routed).
   at::Tensor& weight();
   /// The shared base bias (out), undefined without bias.
@@ -106,8 +120,8 @@ TORCH_MODULE(RoutedLinear);
 /// BabyAI's Linear init: weight N(0,1) with each output row rescaled to unit L2 norm, bias 0.
 void InitBabyAILinear(RoutedLinearImpl& layer);
 
-/// A 2-D convolution (stride 1) that is either torch's Conv2d or, when routed, a SkillLinear over
-/// the unfolded k x k patches (same weight layout and default init as Conv2d).
+/// A 2-D convolution (stride 1) that is either torch's Conv2d or, when routed, a skills/ SkillConv2d
+/// (one oneDNN convolution per distinct task with that task's merged kernel; Conv2d's init).
 class RoutedConv2dImpl : public torch::nn::Cloneable<RoutedConv2dImpl> {
  public:
   /// in -> out channels, square kernel, zero padding, stride 1.
@@ -119,15 +133,15 @@ class RoutedConv2dImpl : public torch::nn::Cloneable<RoutedConv2dImpl> {
   at::Tensor forward(const at::Tensor& x, const skills::TaskBatch& batch);
   /// Whether this layer is skill-routed.
   bool routed() const { return !skill_.is_empty(); }
-  /// The SkillLinear over patches (empty holder when not routed).
-  skills::SkillLinear skill() const { return skill_; }
+  /// The SkillConv2d (empty holder when not routed).
+  skills::SkillConv2d skill() const { return skill_; }
 
  private:
   RoutingOptions routing_;
   LayerFamily family_;
   int64_t in_, out_, kernel_, padding_;
   torch::nn::Conv2d plain_{nullptr};
-  skills::SkillLinear skill_{nullptr};
+  skills::SkillConv2d skill_{nullptr};
 };
 /// Module holder for RoutedConv2dImpl.
 TORCH_MODULE(RoutedConv2d);
@@ -144,6 +158,10 @@ class LstmCellImpl : public torch::nn::Cloneable<LstmCellImpl> {
   /// `x_gates` may hold the precomputed input projection (N, 4*hidden) to skip the input Linear.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& state, const skills::TaskBatch& batch,
                      const at::Tensor& x_gates = at::Tensor());
+  /// The hidden-to-hidden map with its routing resolved for `batch` (one draw per sequence).
+  PreparedLinear PrepareRecurrent(const skills::TaskBatch& batch);
+  /// One step from precomputed input gates x_gates (N, 4*hidden) and a prepared hidden map.
+  at::Tensor Step(const at::Tensor& x_gates, const at::Tensor& state, const PreparedLinear& hh) const;
   /// The input projection x -> 4*hidden (for all time steps at once).
   at::Tensor InputGates(const at::Tensor& x, const skills::TaskBatch& batch);
   /// Hidden size.
@@ -180,5 +198,15 @@ class InstructionEncoderImpl : public torch::nn::Cloneable<InstructionEncoderImp
 };
 /// Module holder for InstructionEncoderImpl.
 TORCH_MODULE(InstructionEncoder);
+
+/// LSTM gate math of one step, fused into one op (and one backward) on CPU: gates (N, 4*hidden)
+/// pre-activations in order i, f, g, o and the cell c (N, hidden) -> concat(h', c') (N, 2*hidden).
+/// Same values as the unfused formula; other devices run the unfused ops.
+at::Tensor LstmPointwise(const at::Tensor& gates, const at::Tensor& c);
+
+/// GRU gate math of one step, fused likewise: input gates gi and hidden gates gh (N, 3*hidden),
+/// order r, z, n as torch.nn.GRU, state h (N, hidden) and valid (N) in {0, 1} -> the new state,
+/// h itself where valid is 0 (rows whose sequence already ended).
+at::Tensor GruPointwise(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& valid);
 
 }  // namespace skillgrid::agents

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -23,6 +24,9 @@
 #include "training/config.h"
 #include "training/evaluate.h"
 #include "training/trainer.h"
+#ifdef SKILLGRID_HAVE_VIZ
+#include "viz/plots.h"
+#endif
 #endif
 
 namespace skillgrid::apps {
@@ -69,6 +73,26 @@ std::vector<std::string> SplitList(const std::string& s) {
 std::string FullLevelId(const std::string& name) {
   if (name.rfind("BabyAI-", 0) == 0) return name;
   return "BabyAI-" + name + "-v0";
+}
+
+// Writes the run's plots/ (learning curves, eval curves, routing heatmaps). Plotting never
+// stops training: a failure is a one-line warning on stderr (clearing a live progress line).
+void WritePlots(const std::string& run_dir, bool tty) {
+#ifdef SKILLGRID_HAVE_VIZ
+  std::vector<std::string> problems;
+  try {
+    problems = viz::WriteRunPlots(run_dir).errors;
+  } catch (const std::exception& e) {
+    problems.push_back(e.what());
+  }
+  for (auto& p : problems) {
+    p = p.substr(0, p.find('\n'));
+    std::cerr << (tty ? "\r\033[K" : "") << "skillgrid train: warning: plots not written: " << p << "\n";
+  }
+#else
+  (void)run_dir;
+  (void)tty;
+#endif
 }
 
 std::string DefaultRunDir(const TrainConfig& c) {
@@ -120,7 +144,12 @@ int RunTrain(TrainFlags& f) {
   std::cerr << "\n";
   const bool tty = isatty(fileno(stderr)) != 0;
   auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  int64_t plotted_update = -1;
   trainer.Train([&](const training::UpdateStats& s) {
+    if (s.update % c.save_interval == 0) {
+      WritePlots(c.run_dir, tty);
+      plotted_update = s.update;
+    }
     if (!c.progress) return;
     const auto now = std::chrono::steady_clock::now();
     const bool final = s.frames >= c.total_updates() * c.frames_per_update();
@@ -132,10 +161,15 @@ int RunTrain(TrainFlags& f) {
     }
   });
   if (c.progress && tty) std::cerr << "\n";
+  if (plotted_update != trainer.updates()) WritePlots(c.run_dir, false);
   const training::UpdateStats& s = trainer.last_stats();
   std::cout << "frames: " << trainer.frames() << "\nupdates: " << trainer.updates() << "\nepisodes: " << s.episodes
             << "\nseconds: " << s.duration_s << "\nrun_dir: " << c.run_dir << "\n";
   for (size_t i = 0; i < c.levels.size() && i < s.success.size(); ++i) {
+    if (std::isnan(s.success[i])) {  // no episode of this level has finished yet
+      std::printf("%-28s success -      return -      episodes 0\n", c.levels[i].c_str());
+      continue;
+    }
     std::printf("%-28s success %.3f  return %.3f  episodes %lld\n", c.levels[i].c_str(), s.success[i], s.returns[i],
                 static_cast<long long>(s.level_episodes[i]));
   }

@@ -26,6 +26,9 @@ void AddBotCommand(CLI::App& app, int* exit_code);
 void AddViewCommand(CLI::App& app, int* exit_code);
 /// `skillgrid render`: headless exports of a run: episode GIF, routing heatmap, task hierarchy.
 void AddRenderCommand(CLI::App& app, int* exit_code);
+/// `skillgrid plot`: writes a run's plots/ (learning curves, eval curves, routing heatmaps) and
+/// prints the paths written.
+void AddPlotCommand(CLI::App& app, int* exit_code);
 /// `skillgrid train`: the main job.
 void AddTrainCommand(CLI::App& app, int* exit_code);
 /// `skillgrid eval`: per-level success of a trained run (ends with `success_rate: X`).

@@ -4,8 +4,15 @@
 #include <iostream>
 
 #include "apps/commands.h"
+#ifdef SKILLGRID_HAVE_TORCH
+#include "skills/blas_runtime.h"
+#endif
 
 int main(int argc, char** argv) {
+#ifdef SKILLGRID_HAVE_TORCH
+  // Before anything else: OpenBLAS may need a restart to use this CPU's vector units.
+  skillgrid::skills::ReexecWithTunedBlas(argv);
+#endif
   CLI::App app{
       "skillgrid: multitask reinforcement learning with routed skill modules on BabyAI grid "
       "worlds"};
@@ -21,6 +28,7 @@ int main(int argc, char** argv) {
   skillgrid::apps::AddBotCommand(app, &exit_code);
   skillgrid::apps::AddViewCommand(app, &exit_code);
   skillgrid::apps::AddRenderCommand(app, &exit_code);
+  skillgrid::apps::AddPlotCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -82,8 +82,16 @@ at::Tensor SkillLinearImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   switch (options.low_rank_strategy()) {
     case LowRankStrategy::kMerged: return ForwardMerged(x, batch, weights, task_independent);
     case LowRankStrategy::kFactored: return ForwardFactored(x, batch, weights, task_independent);
+    case LowRankStrategy::kMasked:
+      TORCH_CHECK(router_->n_splits() == 1, "SkillLinear: the masked strategy needs one routing head, got n_splits=",
+                  router_->n_splits());
+      if (!task_independent && batch.num_unique() > 1) return ForwardMasked(x, batch, weights);
+      return ForwardFactored(x, batch, weights, task_independent);
     case LowRankStrategy::kAuto: break;
   }
+  // Per-op overhead, not FLOPs, bounds these small layers on CPU: the masked form runs the
+  // whole mixed batch in a fixed handful of ops, where the others loop over tasks.
+  if (router_->n_splits() == 1 && !task_independent && batch.num_unique() > 1) return ForwardMasked(x, batch, weights);
   // Merging costs d_in*d_out*r per task; the factored delta costs rows*(d_in+d_out)*r per task,
   // in skinny matmuls that run several times slower per FLOP. Merge once a task has enough rows.
   const int64_t in = options.in_features(), out = options.out_features();
@@ -142,6 +150,62 @@ at::Tensor SkillLinearImpl::ForwardFactored(const at::Tensor& x, const TaskBatch
   std::vector<int64_t> padded_out = padded.sizes().vec();
   padded_out.back() = out;
   return base_out + batch.FromPadded(delta.view(padded_out));
+}
+
+PreparedSkillLinear SkillLinearImpl::Prepare(const TaskBatch& batch) {
+  const bool cacheable = router_->kind() == RouterKind::kAdaMix && !is_training() && !at::GradMode::is_enabled();
+  if (!skills_->is_low_rank() || router_->n_splits() != 1 || cacheable) {
+    PreparedSkillLinear p;
+    p.layer_ = this;
+    p.batch_ = batch;
+    return p;
+  }
+  bool task_independent = false;
+  const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
+  return PrepareLowRank(batch, weights, task_independent);
+}
+
+PreparedSkillLinear SkillLinearImpl::PrepareLowRank(const TaskBatch& batch, const SkillWeights& weights,
+                                                    bool task_independent) const {
+  const auto factors = skills_->MixLowRank(weights);  // a (U, in, r), b (U, r, out), scale included
+  PreparedSkillLinear p;
+  p.weight_ = base_->weight;
+  p.bias_ = base_->bias;
+  if (task_independent || batch.num_unique() == 1) {
+    p.a_ = factors.a[0];
+    p.b_ = factors.b[0];
+    return p;
+  }
+  // Every task's factors side by side, and mask[n, u*r + k] = 1 when row n belongs to the u-th
+  // distinct task: the projection on other tasks' factors is zeroed before B, so row n gets
+  // exactly x A_t B_t.
+  const int64_t u = factors.a.size(0), r = factors.a.size(2);
+  p.a_ = factors.a.permute({1, 0, 2}).reshape({options.in_features(), u * r});
+  p.b_ = factors.b.reshape({u * r, options.out_features()});
+  const auto slot_columns = at::arange(u, batch.slot_of_row.options()).repeat_interleave(r);
+  p.mask_ = batch.slot_of_row.unsqueeze(1).eq(slot_columns.unsqueeze(0)).to(p.a_.scalar_type());
+  return p;
+}
+
+at::Tensor PreparedSkillLinear::Apply(const at::Tensor& x) const {
+  if (layer_ != nullptr) return layer_->forward(x, batch_);
+  TORCH_CHECK(x.dim() >= 1 && (!mask_.defined() || x.size(0) == mask_.size(0)), "PreparedSkillLinear: input has shape ",
+              x.sizes(), " but the prepared batch has ", mask_.defined() ? mask_.size(0) : -1, " rows");
+  const auto base_out = at::linear(x, weight_, bias_);
+  if (!mask_.defined()) return base_out + x.matmul(a_).matmul(b_);
+  const int64_t out = weight_.size(0), ur = a_.size(1);
+  at::Tensor mask = mask_;
+  if (x.dim() > 2) {
+    std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+    shape.front() = x.size(0);
+    shape.back() = ur;
+    mask = mask.view(shape);
+  }
+  return at::addmm(base_out.reshape({-1, out}), (x.matmul(a_) * mask).reshape({-1, ur}), b_).view(base_out.sizes());
+}
+
+at::Tensor SkillLinearImpl::ForwardMasked(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights) {
+  return PrepareLowRank(batch, weights, /*task_independent=*/false).Apply(x);
 }
 
 std::pair<at::Tensor, at::Tensor> SkillLinearImpl::EffectiveWeights(int64_t task) const {

@@ -19,9 +19,11 @@ namespace skillgrid::skills {
 
 /// How a low-rank SkillLinear applies its per-task factors.
 enum class LowRankStrategy {
-  kAuto,      ///< kMerged when a task has enough rows to amortise the merge, else kFactored.
+  kAuto,      ///< kMasked with one routing head, else kMerged when tasks have enough rows, else kFactored.
   kMerged,    ///< Form W_t = W + (A_t B_t)^T / r per task, then one batched matmul (base FLOPs).
   kFactored,  ///< base(x) + (x A_t) B_t / r: cheaper when tasks have few rows each.
+  kMasked,    ///< base(x) + ((x [A_1..A_U]) * task mask) [B_1..B_U] / r: three plain matmuls for the
+              ///< whole batch, no per-task loop or row grouping (one routing head only).
 };
 
 /// Options of a SkillLinear, e.g.
@@ -49,6 +51,24 @@ struct SkillLinearOptions {
   TORCH_ARG(Router, router) = nullptr;
 };
 
+class SkillLinearImpl;
+
+/// A SkillLinear with its routing resolved for one batch (one routing draw): Apply() runs the
+/// layer on any input whose dim 0 holds the batch's rows, e.g. every step of a recurrence, with
+/// matmuls only. Low-rank skills with one routing head take the masked form; others re-run the layer.
+class PreparedSkillLinear {
+ public:
+  /// x (N, ..., in) with the prepared batch's N rows -> (N, ..., out).
+  at::Tensor Apply(const at::Tensor& x) const;
+
+ private:
+  friend class SkillLinearImpl;
+  SkillLinearImpl* layer_ = nullptr;  // fallback: the layer's own forward on batch_
+  TaskBatch batch_;
+  at::Tensor weight_, bias_;          // the base layer
+  at::Tensor a_, b_, mask_;           // low-rank factors side by side and the row mask (masked form)
+};
+
 /// Linear layer y = x W^T + b + delta_t(x) with skills mixed per task. Low-rank skills add
 /// (x A_t) B_t / r on top of the base layer; dense and sparse skills form W + delta_t per task.
 /// Rows are grouped by task, so each distinct task costs one small matmul pair, never a
@@ -71,6 +91,8 @@ class SkillLinearImpl : public torch::nn::Cloneable<SkillLinearImpl> {
   at::Tensor forward(const at::Tensor& x, const TaskBatch& batch);
   /// Convenience overload building the TaskBatch from (N) task ids.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& task_ids);
+  /// Resolves the routing of `batch` once (one draw in training mode) for repeated Apply() calls.
+  PreparedSkillLinear Prepare(const TaskBatch& batch);
 
   /// The effective dense weight (out, in) and bias (out, or undefined) of one task under eval
   /// routing: base + mixed delta.
@@ -90,6 +112,8 @@ class SkillLinearImpl : public torch::nn::Cloneable<SkillLinearImpl> {
 
  private:
   at::Tensor ForwardFactored(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights, bool task_independent);
+  at::Tensor ForwardMasked(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights);
+  PreparedSkillLinear PrepareLowRank(const TaskBatch& batch, const SkillWeights& weights, bool task_independent) const;
   at::Tensor ForwardMerged(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights, bool task_independent);
   std::pair<at::Tensor, at::Tensor> TaskWeightsAndBiases(const SkillWeights& weights) const;
   std::vector<int64_t> ParameterVersions() const;

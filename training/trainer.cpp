@@ -1,5 +1,6 @@
 #include "training/trainer.h"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -18,6 +19,7 @@
 #include <torch/serialize.h>
 
 #include "envs/vec_env.h"
+#include "skills/blas_runtime.h"
 #include "skills/task_batch.h"
 #include "training/checkpoint.h"
 #include "training/evaluate.h"
@@ -49,19 +51,22 @@ void WriteFileAtomically(const std::string& path, const std::string& text) {
   fs::rename(tmp, path);
 }
 
-// Keeps the header and the rows whose first field (the update number) is <= max_update.
+// Keeps the header and the complete rows whose first field (the update number) is <=
+// max_update; a row cut short by a kill (fewer fields than the header) is dropped.
 void TruncateCsv(const std::string& path, int64_t max_update) {
   std::ifstream in(path);
   if (!in) return;
   std::string line, kept;
   bool header = true;
+  std::ptrdiff_t fields = 0;
   while (std::getline(in, line)) {
     if (header) {
       kept += line + "\n";
+      fields = std::count(line.begin(), line.end(), ',');
       header = false;
       continue;
     }
-    if (line.empty()) continue;
+    if (line.empty() || std::count(line.begin(), line.end(), ',') != fields) continue;
     long long update = -1;
     if (std::sscanf(line.c_str(), "%lld", &update) == 1 && update <= max_update) kept += line + "\n";
   }
@@ -612,9 +617,13 @@ at::Tensor UnrollMemory(agents::ActorCriticImpl& model, const at::Tensor& gates,
   const int64_t r = gates.size(1);
   std::vector<at::Tensor> hs;
   hs.reserve(static_cast<size_t>(r));
+  const agents::PreparedLinear hh = model.PrepareMemory(step_batch);  // one routing draw per chunk batch
+  // unbind, not select per step: select's backward writes a full-size zero tensor per step.
+  const std::vector<at::Tensor> step_gates = gates.unbind(1);
+  const std::vector<at::Tensor> step_masks = masks.unsqueeze(2).unbind(1);
   for (int64_t k = 0; k < r; ++k) {
-    if (k > 0) memory = memory * masks.select(1, k).unsqueeze(1);
-    memory = model.StepMemory(gates.select(1, k), memory, step_batch);
+    if (k > 0) memory = memory * step_masks[static_cast<size_t>(k)];
+    memory = model.StepMemory(step_gates[static_cast<size_t>(k)], memory, hh);
     hs.push_back(memory);
   }
   return at::stack(hs, 1).view({c * r, -1});
@@ -630,6 +639,7 @@ Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_uniqu
     throw ConfigError("--device " + s.cfg.device + ": no CUDA device is available to this build of LibTorch");
   }
   at::set_num_threads(s.cfg.ResolvedTorchThreads());
+  skills::SetBlasThreads(s.cfg.ResolvedTorchThreads());
   s.has_dir = !s.cfg.run_dir.empty();
 
   std::string resume_from;

@@ -6,7 +6,14 @@
 
 #include <torch/csrc/autograd/autograd.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <sstream>
 
@@ -229,6 +236,67 @@ TEST(Trainer, ResumeAfterKillMatchesUninterruptedRun) {
   }
   EXPECT_EQ(WithoutTimes(ReadLines(a + "/log.csv")), WithoutTimes(ReadLines(b + "/log.csv")));
   EXPECT_EQ(ReadLines(a + "/eval.csv"), ReadLines(b + "/eval.csv"));
+}
+
+// Runs the CLI with `args`; returns its pid (the child's stdout and stderr go to `log`).
+pid_t StartCli(const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(SKILLGRID_CLI));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(SKILLGRID_CLI, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+std::string LastLine(const std::string& path) {
+  const auto lines = ReadLines(path);
+  return lines.empty() ? "" : lines.back();
+}
+
+int WaitCli(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+TEST(Trainer, CliRunKilledWithSigkillResumesToTheSameLog) {
+  // A real process, killed with SIGKILL mid-run, restarted with --resume: on CPU with the same
+  // seed and thread counts its log.csv equals the uninterrupted run's, row for row.
+  const std::string a = TempDir("sigkill_a"), b = TempDir("sigkill_b");
+  const int64_t updates = 60;
+  auto args = [&](const std::string& dir) {
+    return std::vector<std::string>{"train", "--levels", "GoToRedBallNoDists,GoToObjS4", "--model", "small",
+                                    "--skills", "3", "--rank", "2", "--num-envs", "8", "--frames-per-env", "8",
+                                    "--recurrence", "4", "--batch-size", "32", "--epochs", "2", "--frames",
+                                    std::to_string(updates * 64), "--threads", "2", "--torch-threads", "1",
+                                    "--save-interval", "5", "--eval-interval", "0", "--no-progress", "--run-dir", dir};
+  };
+  ASSERT_EQ(WaitCli(StartCli(args(a), a + ".out")), 0) << LastLine(a + ".out");
+  ASSERT_EQ(ReadLines(a + "/log.csv").size(), static_cast<size_t>(updates + 1));
+
+  const pid_t victim = StartCli(args(b), b + ".out");
+  // Kill once a few checkpoints exist but well before the end.
+  size_t rows = 0;
+  for (int i = 0; i < 60000 && rows < 13; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    rows = ReadLines(b + "/log.csv").size();
+  }
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  ASSERT_EQ(WaitCli(victim), -SIGKILL);
+  const size_t rows_at_kill = ReadLines(b + "/log.csv").size();
+  ASSERT_LT(rows_at_kill, static_cast<size_t>(updates + 1)) << "the run ended before the kill";
+
+  std::vector<std::string> resume = args(b);
+  resume.push_back("--resume");
+  ASSERT_EQ(WaitCli(StartCli(resume, b + ".resume.out")), 0) << LastLine(b + ".resume.out");
+  EXPECT_EQ(WithoutTimes(ReadLines(a + "/log.csv")), WithoutTimes(ReadLines(b + "/log.csv")));
 }
 
 TEST(Trainer, RefusesToOverwriteAnExistingRun) {

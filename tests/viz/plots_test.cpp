@@ -1,0 +1,251 @@
+// Run plots: the CSV reader, the learning-curve chart's pixels, WriteRunPlots' files, and
+// `skillgrid plot`.
+#include "viz/plots.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "envs/image_io.h"
+#include "test_util.h"
+#include "viz/heatmap.h"
+
+namespace skillgrid::viz {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Cli;
+using testing::RunCommand;
+
+const std::vector<std::string> kLevels = {"BabyAI-GoToObj-v0", "BabyAI-GoToLocal-v0"};
+
+// The trainer's log.csv layout for kLevels: GoToObj climbs from 0 to 1, GoToLocal has no episode
+// in the first two rows (empty fields) and then sits at 0.5.
+const char* kLog =
+    "update,frames,episodes,duration_s,fps,mean_success,success_GoToObj,success_GoToLocal,"
+    "return_GoToObj,return_GoToLocal,episodes_GoToObj,episodes_GoToLocal,policy_loss,value_loss,"
+    "entropy,value,approx_kl,clip_frac,grad_norm\n"
+    "1,2560,3,1.0,2560,0,0,,0,,3,0,0.1,1,1.9,0,0,0,1\n"
+    "2,5120,8,2.0,2560,0.2,0.2,,0.1,,6,0,0.1,1,1.9,0,0,0,1\n"
+    "3,7680,14,3.0,2560,0.5,0.5,0.5,0.4,0.3,9,5,0.1,1,1.9,0,0,0,1\n"
+    "4,10240,20,4.0,2560,0.65,0.8,0.5,0.6,0.3,12,8,0.1,1,1.9,0,0,0,1\n"
+    "5,12800,27,5.0,2560,0.75,1,0.5,0.8,0.3,15,12,0.1,1,1.9,0,0,0,1\n";
+
+// Pixels of colour `c` inside `r`.
+int CountColour(const envs::RgbImage& img, Rect r, Rgb c) {
+  int n = 0;
+  for (int y = r.y; y < r.y + r.h; ++y) {
+    for (int x = r.x; x < r.x + r.w; ++x) n += PixelAt(img, x, y) == c;
+  }
+  return n;
+}
+
+// Width and height from a PNG's IHDR chunk (independent of the decoder).
+std::pair<int, int> PngSize(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char h[24] = {};
+  in.read(reinterpret_cast<char*>(h), sizeof(h));
+  const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (!in || !std::equal(sig, sig + 8, h) || std::string(reinterpret_cast<char*>(h + 12), 4) != "IHDR") return {-1, -1};
+  auto be32 = [&](int o) { return (h[o] << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]; };
+  return {be32(16), be32(20)};
+}
+
+TEST(PlotCsv, ParsesColumnsWithEmptyFieldsAsNaNAndSkipsRaggedRows) {
+  const CsvTable t = ParseCsvTable("a,b,c\n1,2,3\n4,,6\n7,8\n9,10,11,12\n\n13,14,1.5e3\r\n", "t.csv");
+  ASSERT_EQ(t.names, (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(t.rows(), 3);
+  EXPECT_EQ(t.skipped_rows, 2);
+  EXPECT_EQ(t.columns[0], (std::vector<double>{1, 4, 13}));
+  EXPECT_TRUE(std::isnan(t.columns[1][1]));
+  EXPECT_EQ(t.columns[2][2], 1500.0);
+  EXPECT_EQ(t.Find("c"), 2);
+  EXPECT_EQ(t.Find("d"), -1);
+  // A last line without newline is kept when whole, skipped when cut mid-number.
+  EXPECT_EQ(ParseCsvTable("a,b\n1,2\n3,4", "t").rows(), 2);
+  const CsvTable cut = ParseCsvTable("a,b\n1,2\n3,4e", "t");
+  EXPECT_EQ(cut.rows(), 1);
+  EXPECT_EQ(cut.skipped_rows, 1);
+}
+
+// Expects `f` to throw std::runtime_error whose message contains every one of `parts`.
+template <typename F>
+void ExpectError(F f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception; expected one mentioning " << parts[0];
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << "'" << p << "' not in: " << what;
+  }
+}
+
+TEST(PlotCsv, MalformedHeadersAndGarbageGiveClearErrors) {
+  ExpectError([] { ParseCsvTable("", "log.csv"); }, {"log.csv", "empty"});
+  ExpectError([] { ParseCsvTable("1,2,3\n4,5,6\n", "log.csv"); }, {"log.csv", "malformed header"});
+  ExpectError([] { ParseCsvTable("a,,c\n1,2,3\n", "log.csv"); }, {"log.csv", "malformed header", "column 2"});
+  ExpectError([] { ParseCsvTable("a,b,a\n", "log.csv"); }, {"log.csv", "'a' appears twice"});
+  ExpectError([] { ParseCsvTable(std::string("\x01\x7f\xff garbage\n\x02,\x03\n", 16), "log.csv"); },
+              {"log.csv", "malformed header"});
+  ExpectError([] { ParseCsvTable("a,b\n1,2\n3,oops\n4,5\n", "log.csv"); },
+              {"log.csv", "line 3", "'b'", "'oops' is not a number"});
+  // A well-formed table that is not a training log.
+  const CsvTable other = ParseCsvTable("x,y\n1,2\n", "log.csv");
+  ExpectError([&] { CurvesFromTable(other); }, {"log.csv", "no 'frames' column"});
+  const CsvTable no_levels = ParseCsvTable("frames,mean_success\n1,2\n", "log.csv");
+  ExpectError([&] { CurvesFromTable(no_levels); }, {"log.csv", "success_<level>"});
+}
+
+TEST(PlotCurves, CurveColoursAreDistinct) {
+  for (int i = 0; i < 40; ++i) {
+    for (int j = 0; j < i; ++j) EXPECT_NE(CurveColor(i), CurveColor(j)) << i << " vs " << j;
+    for (Rgb c : {chart::kBackground, chart::kGrid, chart::kAxis, chart::kText, chart::kMean}) {
+      EXPECT_NE(CurveColor(i), c) << i;
+    }
+  }
+}
+
+TEST(PlotCurves, LinesLandWhereTheDataSays) {
+  // Two flat levels at 0.25 and 0.75 (the second starting at the third row), mean 0.5.
+  LearningCurves c;
+  c.x = {0, 1000, 2000, 3000, 4000};
+  const double nan = std::nan("");
+  c.levels = {{"Low", {0.25, 0.25, 0.25, 0.25, 0.25}}, {"High", {nan, nan, 0.75, 0.75, 0.75}}};
+  c.mean = {0.5, 0.5, 0.5, 0.5, 0.5};
+  CurveStyle style;
+  style.width = 640;
+  style.height = 400;
+  style.title = "test chart";
+  CurveLayout L;
+  const envs::RgbImage img = RenderLearningCurves(c, style, &L);
+  ASSERT_EQ(img.width, 640);
+  ASSERT_EQ(img.height, 400);
+  EXPECT_EQ(L.x_min, 0.0);
+  EXPECT_EQ(L.x_max, 4000.0);
+  const int mid = L.XPixel(3000);
+  EXPECT_EQ(PixelAt(img, mid, L.YPixel(0.25)), CurveColor(0));
+  EXPECT_EQ(PixelAt(img, mid, L.YPixel(0.75)), CurveColor(1));
+  EXPECT_EQ(PixelAt(img, mid, L.YPixel(0.5)), chart::kMean);
+  // Between the curves: background or grid only.
+  const Rgb between = PixelAt(img, mid, L.YPixel(0.62));
+  EXPECT_TRUE(between == chart::kBackground || between == chart::kGrid);
+  // NaN rows draw nothing: no "High" pixels left of its first point.
+  EXPECT_EQ(CountColour(img, {L.plot.x, L.plot.y, L.XPixel(2000) - 3 - L.plot.x, L.plot.h}, CurveColor(1)), 0);
+  EXPECT_GT(CountColour(img, {L.XPixel(2000), L.plot.y, L.plot.w / 4, L.plot.h}, CurveColor(1)), 10);
+  // Legend: a swatch of each colour outside the plot.
+  EXPECT_GT(CountColour(img, L.legend, CurveColor(0)), 0);
+  EXPECT_GT(CountColour(img, L.legend, CurveColor(1)), 0);
+  EXPECT_GT(CountColour(img, L.legend, chart::kMean), 0);
+  EXPECT_GE(L.legend.x, L.plot.x + L.plot.w);
+  // Tick labels and title are drawn (text pixels left of and above the plot).
+  EXPECT_GT(CountColour(img, {0, L.plot.y, L.plot.x, L.plot.h}, chart::kText), 0);
+  EXPECT_GT(CountColour(img, {0, 0, img.width, L.plot.y}, chart::kText), 0);
+}
+
+TEST(PlotRun, WritesLearningCurvesWithEveryLevelsColourAndNoHeatmapWithoutSkills) {
+  testing::TempDir dir("plots_run");
+  testing::WriteFile(dir / "log.csv", kLog);
+  const RunPlots plots = WriteRunPlots(dir.str());
+  EXPECT_TRUE(plots.errors.empty()) << plots.errors[0];
+  EXPECT_EQ(plots.learning_curves, dir / "plots/learning_curves.png");
+  EXPECT_EQ(plots.written(), std::vector<std::string>{plots.learning_curves});
+  // No skills.json (router none): no heatmap, no error; no eval.csv: no eval plot.
+  EXPECT_TRUE(plots.skills_heatmap.empty());
+  EXPECT_FALSE(fs::exists(dir / "plots/skills_heatmap.png"));
+  EXPECT_FALSE(fs::exists(dir / "plots/eval_curves.png"));
+  EXPECT_FALSE(fs::exists(dir / "plots/learning_curves.png.tmp"));
+
+  const RunPlotOptions defaults;
+  EXPECT_EQ(PngSize(plots.learning_curves), std::make_pair(defaults.width, defaults.height));
+  const envs::RgbImage img = envs::ReadPng(plots.learning_curves);
+  ASSERT_EQ(img.width, defaults.width);
+  ASSERT_EQ(img.height, defaults.height);
+  // The same chart rendered in memory gives the layout; every level's colour is in its plot area.
+  const CsvTable table = ReadCsvTable(dir / "log.csv");
+  CurveStyle style;
+  style.width = defaults.width;
+  style.height = defaults.height;
+  CurveLayout L;
+  RenderLearningCurves(CurvesFromTable(table), style, &L);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_GT(CountColour(img, L.plot, CurveColor(i)), 20) << "level " << i;
+  }
+  EXPECT_GT(CountColour(img, L.plot, chart::kMean), 20);
+  EXPECT_EQ(CountColour(img, L.plot, CurveColor(2)), 0);  // only two levels
+  // GoToObj ends at 1.0 at the last frame; GoToLocal's flat 0.5 is there too.
+  EXPECT_EQ(PixelAt(img, L.XPixel(12800), L.YPixel(1.0)), CurveColor(0));
+  EXPECT_EQ(PixelAt(img, L.XPixel(11000), L.YPixel(0.5)), CurveColor(1));
+}
+
+TEST(PlotRun, WritesEvalCurvesAndTheStackedHeatmapWhenPresent) {
+  testing::TempDir dir("plots_full");
+  const RoutingSnapshot snap = testing::WriteFixtureRun(dir.str(), kLevels);
+  testing::WriteFile(dir / "log.csv", kLog);
+  testing::WriteFile(dir / "eval.csv",
+                     "update,frames,mean_success,success_GoToObj,success_GoToLocal,return_GoToObj,return_GoToLocal,"
+                     "length_GoToObj,length_GoToLocal\n"
+                     "2,5120,0.25,0.5,0,0.4,0,30,64\n"
+                     "4,10240,0.5,0.75,0.25,0.6,0.2,20,50\n");
+  const RunPlots plots = WriteRunPlots(dir.str());
+  EXPECT_TRUE(plots.errors.empty()) << plots.errors[0];
+  ASSERT_EQ(plots.written().size(), 3u);
+  EXPECT_EQ(plots.eval_curves, dir / "plots/eval_curves.png");
+  EXPECT_EQ(plots.skills_heatmap, dir / "plots/skills_heatmap.png");
+  const envs::RgbImage eval = envs::ReadPng(plots.eval_curves);
+  EXPECT_GT(CountColour(eval, {0, 0, eval.width, eval.height}, CurveColor(0)), 20);
+  EXPECT_GT(CountColour(eval, {0, 0, eval.width, eval.height}, CurveColor(1)), 20);
+  // The heatmap stacks all three matrices (2 heads of actor.0, critic.0) like render --layer all.
+  const envs::RgbImage heat = envs::ReadPng(plots.skills_heatmap);
+  const envs::RgbImage expected = RenderRoutingStack(snap);
+  ASSERT_EQ(heat.width, expected.width);
+  ASSERT_EQ(heat.height, expected.height);
+  EXPECT_EQ(heat.pixels, expected.pixels);
+  int h = 0;
+  for (const auto& m : snap.matrices) {
+    HeatmapStyle hs;
+    hs.vmax = 0.0f;
+    hs.title = "layer " + m.layer + "  head " + std::to_string(m.head + 1) + "/" + std::to_string(m.num_heads) +
+               "  frames " + std::to_string(snap.frames);
+    h += RenderHeatmap(m, hs).height;
+  }
+  EXPECT_EQ(heat.height, h);
+}
+
+TEST(PlotRun, MalformedLogThrowsAndBadOptionalFilesAreReported) {
+  testing::TempDir dir("plots_bad");
+  ExpectError([&] { WriteRunPlots(dir.str()); }, {"log.csv", "does not exist"});
+  ExpectError([&] { WriteRunPlots(dir / "nowhere"); }, {"nowhere", "does not exist"});
+  testing::WriteFile(dir / "log.csv", "this is not, a log\n1,2\n");
+  ExpectError([&] { WriteRunPlots(dir.str()); }, {"log.csv", "malformed header"});
+  testing::WriteFile(dir / "log.csv", "update,frames,success_A\n1,100,0.5\n2,200,zz\n");
+  ExpectError([&] { WriteRunPlots(dir.str()); }, {"log.csv", "line 3", "'zz' is not a number"});
+  // A good log with a broken skills.json: the curves are written, the heatmap error is reported.
+  testing::WriteFile(dir / "log.csv", "update,frames,success_A\n1,100,0.5\n2,200,0.7\n");
+  testing::WriteFile(dir / "skills.json", "{not json");
+  const RunPlots plots = WriteRunPlots(dir.str());
+  EXPECT_TRUE(fs::exists(plots.learning_curves));
+  EXPECT_TRUE(plots.skills_heatmap.empty());
+  ASSERT_EQ(plots.errors.size(), 1u);
+  EXPECT_NE(plots.errors[0].find("skills.json"), std::string::npos) << plots.errors[0];
+}
+
+TEST(PlotCommand, WritesAndPrintsThePathsOrFailsOnADirWithoutLog) {
+  testing::TempDir dir("plots_cli");
+  auto r = RunCommand(Cli() + " plot --run " + dir.str());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("has no log.csv"), std::string::npos) << r.output;
+  testing::WriteFixtureRun(dir.str(), kLevels);
+  testing::WriteFile(dir / "log.csv", kLog);
+  r = RunCommand(Cli() + " plot --run " + dir.str() + " --x episodes");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("wrote " + (dir / "plots/learning_curves.png")), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("wrote " + (dir / "plots/skills_heatmap.png")), std::string::npos) << r.output;
+  EXPECT_EQ(envs::ReadPng(dir / "plots/learning_curves.png").width, 960);
+}
+
+}  // namespace
+}  // namespace skillgrid::viz
