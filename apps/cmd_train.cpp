@@ -277,6 +277,10 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
           o->model.c_str(), o->router.c_str(), static_cast<long long>(r.parameters), r.threads, o->device.c_str(),
           o->num_envs, o->updates, static_cast<long long>(r.frames), r.seconds, r.rollout_share,
           r.flops_per_frame / 1e9, r.gflops, r.frames_per_sec);
+      if (r.peak_gflops > 0.0) {
+        std::printf("torch_threads: %d\npeak_gflops_fp32: %.1f (%s)\nshare_of_peak: %.3f\n", r.torch_threads,
+                    r.peak_gflops, r.peak_formula.c_str(), r.gflops / r.peak_gflops);
+      }
       return 0;
     });
   });

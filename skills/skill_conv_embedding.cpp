@@ -9,6 +9,66 @@
 #include "skills/layer_routing.h"
 
 namespace skillgrid::skills {
+namespace {
+
+// One convolution per task over rows already grouped in task blocks, writing into one output.
+// Autograd over split + per-block conv + cat copies every activation and gradient an extra
+// time (the split's backward alone cost more than a convolution); here each block's forward
+// and backward write straight into their slice.
+struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& kernels,
+                            const at::Tensor& biases, std::vector<int64_t> rows_per_task, int64_t stride,
+                            int64_t padding) {
+    at::Tensor y;
+    int64_t offset = 0;
+    for (size_t u = 0; u < rows_per_task.size(); ++u) {
+      const int64_t n = rows_per_task[u];
+      const at::Tensor out = at::conv2d(x.narrow(0, offset, n), kernels[static_cast<int64_t>(u)],
+                                        biases.defined() ? biases[static_cast<int64_t>(u)] : at::Tensor(),
+                                        {stride, stride}, {padding, padding});
+      if (!y.defined()) y = at::empty({x.size(0), out.size(1), out.size(2), out.size(3)}, out.options());
+      y.narrow(0, offset, n).copy_(out);
+      offset += n;
+    }
+    ctx->save_for_backward({x, kernels});
+    ctx->saved_data["rows"] = c10::IValue(rows_per_task);
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["has_bias"] = biases.defined();
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& kernels = saved[1];
+    const auto rows = ctx->saved_data["rows"].toIntVector();
+    const int64_t stride = ctx->saved_data["stride"].toInt(), padding = ctx->saved_data["padding"].toInt();
+    const bool has_bias = ctx->saved_data["has_bias"].toBool();
+    const at::Tensor grad_y = grads[0];
+    at::Tensor grad_x = at::empty_like(x, at::MemoryFormat::Contiguous);
+    at::Tensor grad_k = at::empty_like(kernels, at::MemoryFormat::Contiguous);
+    at::Tensor grad_b = has_bias ? at::empty({kernels.size(0), kernels.size(1)}, kernels.options()) : at::Tensor();
+    const std::vector<int64_t> bias_sizes = {kernels.size(1)};
+    int64_t offset = 0;
+    for (size_t u = 0; u < rows.size(); ++u) {
+      const auto i = static_cast<int64_t>(u);
+      const int64_t n = rows[u];
+      auto [gx, gw, gb] = at::convolution_backward(
+          grad_y.narrow(0, offset, n).contiguous(), x.narrow(0, offset, n), kernels[i],
+          has_bias ? at::OptionalIntArrayRef(bias_sizes) : at::OptionalIntArrayRef(), {stride, stride},
+          {padding, padding}, {1, 1}, /*transposed=*/false, {0, 0}, /*groups=*/1, {true, true, has_bias});
+      grad_x.narrow(0, offset, n).copy_(gx);
+      grad_k[i].copy_(gw);
+      if (has_bias) grad_b[i].copy_(gb);
+      offset += n;
+    }
+    return {grad_x, grad_k, grad_b, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
 
 SkillConv2dOptions::SkillConv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)
     : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
@@ -60,9 +120,12 @@ at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   auto conv = [&](int64_t u, const at::Tensor& rows) {
     return at::conv2d(rows, kernels[u], biases.defined() ? biases[u] : at::Tensor(), stride, padding);
   };
-  if (task_independent) return conv(0, x);
+  if (task_independent || batch.num_unique() == 1) return conv(0, x);
   // Convolutions are costly per row, so a loop of one convolution per task adds little.
-  return detail::ForEachTaskBlock(batch, x, conv);
+  const at::Tensor grouped = batch.GroupRows(x);
+  const at::Tensor y = TaskBlockConv2d::apply(grouped, kernels, biases.defined() ? biases.contiguous() : at::Tensor(),
+                                              batch.rows_per_task, options.stride(), options.padding());
+  return batch.UngroupRows(y);
 }
 
 std::pair<at::Tensor, at::Tensor> SkillConv2dImpl::EffectiveWeights(int64_t task) const {

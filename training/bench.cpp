@@ -1,6 +1,9 @@
 #include "training/bench.h"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 
 #include "training/trainer.h"
 
@@ -28,6 +31,35 @@ double ForwardFlopsPerFrame(const std::string& arch) {
     f += 2 * (lin(192, 64) + lin(64, 4));
   }
   return f;
+}
+
+double EstimatePeakGflops(int cores, std::string* formula) {
+  double mhz = 0.0;
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("cpu MHz", 0) == 0 && line.find(':') != std::string::npos) {
+      mhz = std::atof(line.substr(line.find(':') + 1).c_str());
+      break;
+    }
+  }
+  int flops_per_cycle = 16;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) {
+    flops_per_cycle = 64;
+  } else if (__builtin_cpu_supports("fma")) {
+    flops_per_cycle = 32;
+  }
+#endif
+  if (mhz <= 0.0 || cores < 1) {
+    if (formula != nullptr) *formula = "unknown (no clock in /proc/cpuinfo)";
+    return 0.0;
+  }
+  char text[96];
+  std::snprintf(text, sizeof(text), "%d cores x %.2f GHz x %d flop/cycle", cores, mhz / 1000.0, flops_per_cycle);
+  if (formula != nullptr) *formula = text;
+  return cores * mhz / 1000.0 * flops_per_cycle;
 }
 
 TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
@@ -62,6 +94,8 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   r.gflops = r.flops_per_frame * r.frames_per_sec / 1e9;
   r.parameters = trainer.model()->NumParameters();
   r.threads = c.ResolvedThreads();
+  r.torch_threads = c.ResolvedTorchThreads();
+  r.peak_gflops = EstimatePeakGflops(r.torch_threads, &r.peak_formula);
   return r;
 }
 

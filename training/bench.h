@@ -50,9 +50,21 @@ struct TrainBenchResult {
   double gflops = 0.0;
   /// Trainable parameters.
   int64_t parameters = 0;
-  /// Threads used.
+  /// Threads used (env stepping).
   int threads = 1;
+  /// Torch intra-op threads used.
+  int torch_threads = 1;
+  /// The machine's fp32 peak for those torch threads in GFLOP/s (0 when unknown); see
+  /// EstimatePeakGflops.
+  double peak_gflops = 0.0;
+  /// How the peak was derived ("2 cores x 2.10 GHz x 64 flop/cycle").
+  std::string peak_formula;
 };
+
+/// fp32 peak of `cores` cores: nominal clock (/proc/cpuinfo) x FLOPs per cycle per core (64 with
+/// AVX-512, assuming two FMA units as on Xeon Scalable; 32 with AVX2 FMA; 16 otherwise).
+/// Returns 0 when the clock is unknown; `formula` receives the derivation.
+double EstimatePeakGflops(int cores, std::string* formula);
 
 /// Runs the benchmark with no run directory. Throws ConfigError for bad options.
 TrainBenchResult RunTrainBench(const TrainBenchOptions& options);

@@ -639,7 +639,9 @@ Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_uniqu
     throw ConfigError("--device " + s.cfg.device + ": no CUDA device is available to this build of LibTorch");
   }
   at::set_num_threads(s.cfg.ResolvedTorchThreads());
-  skills::SetBlasThreads(s.cfg.ResolvedTorchThreads());
+  // One BLAS thread: torch's OpenMP workers spin between parallel regions, and a second BLAS
+  // pool competing with them made 1280x128x512 matmuls 2-6x slower on 2 cores (measured).
+  skills::SetBlasThreads(1);
   s.has_dir = !s.cfg.run_dir.empty();
 
   std::string resume_from;

@@ -1,0 +1,29 @@
+// training/bench: the FLOP model behind the GFLOP/s figure, and the peak it is compared with.
+#include "training/bench.h"
+
+#include <gtest/gtest.h>
+
+namespace skillgrid::training {
+namespace {
+
+TEST(Bench, BowEndpoolResForwardFlopsAreDominatedByItsSixConvolutions) {
+  // Six 3x3 128->128 convolutions over 7x7: 6 * 2 * 128 * 128 * 9 * 49 = 86.7 MFLOP.
+  const double convs = 6.0 * 2 * 128 * 128 * 9 * 49;
+  const double f = ForwardFlopsPerFrame("bow_endpool_res");
+  EXPECT_GT(f, convs);
+  EXPECT_LT(f, convs * 1.01);
+  EXPECT_LT(ForwardFlopsPerFrame("small"), f / 100);
+}
+
+TEST(Bench, PeakScalesWithCoresAndExplainsItself) {
+  std::string one, two;
+  const double p1 = EstimatePeakGflops(1, &one);
+  const double p2 = EstimatePeakGflops(2, &two);
+  if (p1 == 0.0) GTEST_SKIP() << one;
+  EXPECT_DOUBLE_EQ(p2, 2 * p1);
+  EXPECT_NE(two.find("2 cores"), std::string::npos) << two;
+  EXPECT_EQ(EstimatePeakGflops(0, &one), 0.0);
+}
+
+}  // namespace
+}  // namespace skillgrid::training
