@@ -40,7 +40,7 @@ using training::TrainConfig;
 // onto the preset (or, with --resume, onto the run's saved config).
 struct TrainFlags {
   TrainConfig flags;
-  std::string preset = "babyai";
+  std::string preset = "small";
   std::string levels;
   std::string families;
   bool resume = false;
@@ -195,9 +195,9 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Train a multitask agent with routed skills. With no flags: the eight-level Polytropon suite, "
-      "Poly skills, the small model, BabyAI PPO hyperparameters, all cores");
+      "Poly skills, the small model, BabyAI PPO hyperparameters with lr 1e-3 (--preset small), all cores");
   TrainFlags* p = f.get();
-  cmd->add_option("--preset", f->preset, "hyperparameter preset: babyai (PPO) | a2c")->capture_default_str();
+  cmd->add_option("--preset", f->preset, "hyperparameter preset: small (BabyAI PPO, small model, lr 1e-3: the main job) | babyai (BabyAI PPO, lr 1e-4) | a2c")->capture_default_str();
   cmd->add_option("--levels", f->levels,
                   "comma-separated level ids or short names (default: GoToObj, GoToRedBallGrey, GoToRedBall, "
                   "GoToLocal, PutNextLocal, PickupLoc, GoToObjMaze, GoTo)");

@@ -166,6 +166,13 @@ TrainConfig TrainConfig::FromJson(const nlohmann::json& j) {
 TrainConfig PresetConfig(const std::string& name) {
   TrainConfig c;
   if (name == "babyai") return c;
+  if (name == "small") {
+    // Measured on 2 cores (Poly, eight-level suite, ~930k frames): lr 1e-3 reached mean success
+    // 0.505 and 27,655 episodes; 5e-4 0.441 / 18,575; the BabyAI 1e-4 0.41 / 16,254.
+    c.model = "small";
+    c.lr = 1e-3;
+    return c;
+  }
   if (name == "a2c") {
     c.algo = "a2c";
     c.optimizer = "rmsprop";
@@ -180,7 +187,7 @@ TrainConfig PresetConfig(const std::string& name) {
     c.eval_interval = 250;
     return c;
   }
-  Fail("unknown preset '" + name + "' (valid: babyai, a2c)");
+  Fail("unknown preset '" + name + "' (valid: small, babyai, a2c)");
 }
 
 }  // namespace skillgrid::training

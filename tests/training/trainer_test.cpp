@@ -103,6 +103,13 @@ TEST(Config, DefaultsAreTheBabyAIPreset) {
   EXPECT_EQ(c.levels.size(), 8u);
   EXPECT_NO_THROW(c.Validate());
   EXPECT_NO_THROW(PresetConfig("a2c").Validate());
+  // The main job's preset differs from BabyAI PPO only in the model and the learning rate.
+  TrainConfig small = PresetConfig("small");
+  EXPECT_EQ(small.model, "small");
+  EXPECT_DOUBLE_EQ(small.lr, 1e-3);
+  small.lr = c.lr;
+  small.model = c.model;
+  EXPECT_EQ(small.ToJson(), c.ToJson());
 }
 
 TEST(Config, BadValuesGiveOneLineErrors) {
