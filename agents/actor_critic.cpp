@@ -165,11 +165,19 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
   return at::relu(x).flatten(1);
 }
 
-Encoded ActorCriticImpl::Encode(const Observation& obs, const skills::TaskBatch& batch) {
+at::Tensor ActorCriticImpl::EncodeInstructions(const Observation& obs) {
   skills::TaskBatch instr_batch;
   if (options.routing().Routes(LayerFamily::kText)) instr_batch = skills::TaskBatch::FromTaskIds(obs.instr_tasks);
-  const at::Tensor instr_unique = instr_->forward(obs.instr_tokens, obs.instr_lengths, instr_batch);
-  const at::Tensor instr_rows = instr_unique.index_select(0, obs.instr_index);
+  return instr_->forward(obs.instr_tokens, obs.instr_lengths, instr_batch);
+}
+
+Encoded ActorCriticImpl::Encode(const Observation& obs, const skills::TaskBatch& batch,
+                                const at::Tensor& instr_unique) {
+  TORCH_CHECK(!instr_unique.defined() || instr_unique.size(0) == obs.instr_tokens.size(0),
+              "Encode: instr_unique has ", instr_unique.defined() ? instr_unique.size(0) : 0, " rows but obs has ",
+              obs.instr_tokens.size(0), " distinct instructions");
+  const at::Tensor unique = instr_unique.defined() ? instr_unique : EncodeInstructions(obs);
+  const at::Tensor instr_rows = unique.index_select(0, obs.instr_index);
   Encoded enc;
   enc.features = ImageTrunk(obs, instr_rows, batch);
   if (options.arch() == "small") enc.head_extra = instr_rows;
@@ -202,8 +210,9 @@ PolicyOutput ActorCriticImpl::Heads(const Encoded& enc, const at::Tensor& memory
   return out;
 }
 
-PolicyOutput ActorCriticImpl::Act(const Observation& obs, const at::Tensor& memory, const skills::TaskBatch& batch) {
-  const Encoded enc = Encode(obs, batch);
+PolicyOutput ActorCriticImpl::Act(const Observation& obs, const at::Tensor& memory, const skills::TaskBatch& batch,
+                                  const at::Tensor& instr_unique) {
+  const Encoded enc = Encode(obs, batch, instr_unique);
   const at::Tensor new_memory = StepMemory(MemoryGates(enc, batch), memory, batch);
   PolicyOutput out = Heads(enc, new_memory, batch);
   out.memory = new_memory;

@@ -92,7 +92,11 @@ class ActorCriticImpl : public torch::nn::Cloneable<ActorCriticImpl> {
   int64_t memory_size() const { return 2 * options.memory_dim(); }
 
   /// Image and instruction trunk for a batch of observations (rows grouped by `batch`).
-  Encoded Encode(const Observation& obs, const skills::TaskBatch& batch);
+  /// `instr_unique` may supply the embeddings of obs's distinct instructions (U, instr_dim), in
+  /// obs.instr_tokens order, e.g. from EncodeInstructions earlier in a rollout.
+  Encoded Encode(const Observation& obs, const skills::TaskBatch& batch, const at::Tensor& instr_unique = {});
+  /// Embeddings (U, instr_dim) of the distinct instructions of `obs` (the GRU encoder).
+  at::Tensor EncodeInstructions(const Observation& obs);
   /// Input projection of the memory cell for all rows at once (B, 4 * memory_dim).
   at::Tensor MemoryGates(const Encoded& enc, const skills::TaskBatch& batch);
   /// One memory step from precomputed gates (B, 4*memory_dim) and memory (B, memory_size).
@@ -105,7 +109,8 @@ class ActorCriticImpl : public torch::nn::Cloneable<ActorCriticImpl> {
   /// Actor and critic on the memory (B, memory_size) and the encoding of the same rows.
   PolicyOutput Heads(const Encoded& enc, const at::Tensor& memory, const skills::TaskBatch& batch);
   /// One full step: encode, update memory, heads. Returns log-probs, values and the new memory.
-  PolicyOutput Act(const Observation& obs, const at::Tensor& memory, const skills::TaskBatch& batch);
+  PolicyOutput Act(const Observation& obs, const at::Tensor& memory, const skills::TaskBatch& batch,
+                   const at::Tensor& instr_unique = {});
 
   /// Routing logits of every learned router (the fast group of the two-speed learning rate).
   std::vector<at::Tensor> RouterParameters() const;

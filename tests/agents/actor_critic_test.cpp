@@ -70,6 +70,33 @@ TEST(ActorCritic, SameSeedSameNetworkAndOutputs) {
   EXPECT_TRUE(at::equal(run(), run()));
 }
 
+TEST(ActorCritic, SuppliedInstructionEmbeddingsGiveTheSameStep) {
+  // A rollout caches EncodeInstructions' rows and passes them to Act: with deterministic
+  // routing this must be the same step as Act encoding them itself, and a wrong row count a
+  // clear error.
+  at::manual_seed(8);
+  ActorCritic model(Options("small", "poly", 2));
+  for (auto& p : model->parameters()) {
+    torch::NoGradGuard no_grad;
+    if (p.dim() >= 2) p.normal_(0, 0.3);  // non-zero skills, so text routing matters
+  }
+  model->eval();
+  const Observation obs = SyntheticBatch(6, 2, 4);
+  const auto batch = skills::TaskBatch::FromTaskIds(obs.task_ids);
+  const at::Tensor memory = at::randn({6, model->memory_size()});
+  const auto own = model->Act(obs, memory, batch);
+  const auto supplied = model->Act(obs, memory, batch, model->EncodeInstructions(obs));
+  EXPECT_TRUE(at::allclose(own.log_probs, supplied.log_probs, 1e-6, 1e-6));
+  EXPECT_TRUE(at::allclose(own.memory, supplied.memory, 1e-6, 1e-6));
+  const at::Tensor too_few = model->EncodeInstructions(obs).narrow(0, 0, 1);
+  try {
+    model->Act(obs, memory, batch, too_few);
+    ADD_FAILURE() << "no error for a wrong number of instruction rows";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("distinct instructions"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ActorCritic, BowEndpoolResParameterCount) {
   // BabyAI 1.1 counts 1,270,536 with a 100-word table; skillgrid's has 33 rows (-67 x 128).
   ActorCritic model(Options("bow_endpool_res", "none", 1));
