@@ -18,6 +18,7 @@
 #include "viz/dendrogram.h"
 #include "viz/episode_panel.h"
 #include "viz/heatmap.h"
+#include "viz/plots.h"
 #include "viz/policy.h"
 #include "viz/routing.h"
 #include "viz/run_dir.h"
@@ -246,25 +247,7 @@ std::vector<const viz::RoutingMatrix*> Select(const viz::RoutingSnapshot& snap,
 
 void WriteHeatmap(const viz::RoutingSnapshot& snap, const RenderOptions& o) {
   const auto sel = Select(snap, o.layer, o.head, false);
-  std::vector<envs::RgbImage> parts;
-  int w = 0, h = 0;
-  for (const auto* m : sel) {
-    viz::HeatmapStyle hs;
-    hs.vmax = 0.0f;  // 0 .. the matrix's largest weight
-    hs.title = "layer " + m->layer + "  head " + std::to_string(m->head + 1) + "/" +
-               std::to_string(m->num_heads) +
-               (snap.frames >= 0 ? "  frames " + std::to_string(snap.frames) : "");
-    parts.push_back(viz::RenderHeatmap(*m, hs));
-    w = std::max(w, parts.back().width);
-    h += parts.back().height;
-  }
-  envs::RgbImage out;
-  viz::Clear(&out, w, h, viz::palette::kBackground);
-  int y = 0;
-  for (const auto& p : parts) {
-    viz::Blit(&out, p, 0, y);
-    y += p.height;
-  }
+  const envs::RgbImage out = viz::RenderRoutingStack(sel, snap.frames);
   envs::WritePng(o.heatmap, out);
   std::cout << "wrote " << o.heatmap << " (" << out.width << "x" << out.height << ", "
             << sel.size() << " heatmap" << (sel.size() == 1 ? "" : "s") << ")\n";

@@ -21,18 +21,6 @@ SkillWeights EvalWeightsForTask(const RouterImpl& router, int64_t task) {
   return {w, w};
 }
 
-at::Tensor ForEachTaskBlock(const TaskBatch& batch, const at::Tensor& x,
-                            const std::function<at::Tensor(int64_t, const at::Tensor&)>& per_task) {
-  const int64_t u = batch.num_unique();
-  if (u == 1) return per_task(0, x);
-  const auto grouped = batch.GroupRows(x);
-  const auto blocks = grouped.split_with_sizes(batch.rows_per_task, 0);
-  std::vector<at::Tensor> outputs;
-  outputs.reserve(static_cast<size_t>(u));
-  for (int64_t i = 0; i < u; ++i) outputs.push_back(per_task(i, blocks[static_cast<size_t>(i)]));
-  return batch.UngroupRows(at::cat(outputs, 0));
-}
-
 void CheckRows(const char* layer, const at::Tensor& x, const TaskBatch& batch) {
   TORCH_CHECK(x.dim() >= 1 && x.size(0) == batch.num_rows(), layer, ": input has shape ", x.sizes(), " but the TaskBatch has ",
               batch.num_rows(), " rows");

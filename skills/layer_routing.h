@@ -17,11 +17,6 @@ SkillWeights RouteBatch(RouterImpl& router, const TaskBatch& batch, bool* task_i
 /// Router eval weights (1, h, S) for one task, for merging and export.
 SkillWeights EvalWeightsForTask(const RouterImpl& router, int64_t task);
 
-/// Runs `per_task(u, rows)` on the rows of each distinct task u (grouped, in unique order) and
-/// returns the results concatenated back in the caller's row order.
-at::Tensor ForEachTaskBlock(const TaskBatch& batch, const at::Tensor& x,
-                            const std::function<at::Tensor(int64_t, const at::Tensor&)>& per_task);
-
 /// Checks the batch's row count against an input tensor's dim 0.
 void CheckRows(const char* layer, const at::Tensor& x, const TaskBatch& batch);
 

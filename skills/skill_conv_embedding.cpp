@@ -117,10 +117,9 @@ at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
   const auto [kernels, biases] = TaskKernels(weights);
   const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
-  auto conv = [&](int64_t u, const at::Tensor& rows) {
-    return at::conv2d(rows, kernels[u], biases.defined() ? biases[u] : at::Tensor(), stride, padding);
-  };
-  if (task_independent || batch.num_unique() == 1) return conv(0, x);
+  if (task_independent || batch.num_unique() == 1) {
+    return at::conv2d(x, kernels[0], biases.defined() ? biases[0] : at::Tensor(), stride, padding);
+  }
   // Convolutions are costly per row, so a loop of one convolution per task adds little.
   const at::Tensor grouped = batch.GroupRows(x);
   const at::Tensor y = TaskBlockConv2d::apply(grouped, kernels, biases.defined() ? biases.contiguous() : at::Tensor(),

@@ -79,19 +79,19 @@ at::Tensor SkillLinearImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   bool task_independent = false;
   const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
   if (!skills_->is_low_rank()) return ForwardMerged(x, batch, weights, task_independent);
+  const bool mixed = !task_independent && batch.num_unique() > 1;
   switch (options.low_rank_strategy()) {
     case LowRankStrategy::kMerged: return ForwardMerged(x, batch, weights, task_independent);
     case LowRankStrategy::kFactored: return ForwardFactored(x, batch, weights, task_independent);
     case LowRankStrategy::kMasked:
       TORCH_CHECK(router_->n_splits() == 1, "SkillLinear: the masked strategy needs one routing head, got n_splits=",
                   router_->n_splits());
-      if (!task_independent && batch.num_unique() > 1) return ForwardMasked(x, batch, weights);
-      return ForwardFactored(x, batch, weights, task_independent);
+      return mixed ? ForwardMasked(x, batch, weights) : ForwardFactored(x, batch, weights, task_independent);
     case LowRankStrategy::kAuto: break;
   }
   // Per-op overhead, not FLOPs, bounds these small layers on CPU: the masked form runs the
   // whole mixed batch in a fixed handful of ops, where the others loop over tasks.
-  if (router_->n_splits() == 1 && !task_independent && batch.num_unique() > 1) return ForwardMasked(x, batch, weights);
+  if (router_->n_splits() == 1 && mixed) return ForwardMasked(x, batch, weights);
   // Merging costs d_in*d_out*r per task; the factored delta costs rows*(d_in+d_out)*r per task,
   // in skinny matmuls that run several times slower per FLOP. Merge once a task has enough rows.
   const int64_t in = options.in_features(), out = options.out_features();

@@ -467,16 +467,16 @@ envs::RgbImage RenderLearningCurves(const LearningCurves& curves, const CurveSty
 // ---------------------------------------------------------------------------------------------
 // Heatmaps and the run's plots/
 
-envs::RgbImage RenderRoutingStack(const RoutingSnapshot& snap) {
-  if (snap.matrices.empty()) throw std::runtime_error("the routing snapshot has no layers");
+envs::RgbImage RenderRoutingStack(const std::vector<const RoutingMatrix*>& matrices, int64_t frames) {
+  if (matrices.empty()) throw std::runtime_error("the routing snapshot has no layers");
   std::vector<envs::RgbImage> parts;
   int w = 0, h = 0;
-  for (const auto& m : snap.matrices) {
+  for (const RoutingMatrix* m : matrices) {
     HeatmapStyle hs;
     hs.vmax = 0.0f;  // 0 .. the matrix's largest weight
-    hs.title = "layer " + m.layer + "  head " + std::to_string(m.head + 1) + "/" + std::to_string(m.num_heads) +
-               (snap.frames >= 0 ? "  frames " + std::to_string(snap.frames) : "");
-    parts.push_back(RenderHeatmap(m, hs));
+    hs.title = "layer " + m->layer + "  head " + std::to_string(m->head + 1) + "/" + std::to_string(m->num_heads) +
+               (frames >= 0 ? "  frames " + std::to_string(frames) : "");
+    parts.push_back(RenderHeatmap(*m, hs));
     w = std::max(w, parts.back().width);
     h += parts.back().height;
   }
@@ -488,6 +488,12 @@ envs::RgbImage RenderRoutingStack(const RoutingSnapshot& snap) {
     y += p.height;
   }
   return out;
+}
+
+envs::RgbImage RenderRoutingStack(const RoutingSnapshot& snap) {
+  std::vector<const RoutingMatrix*> all;
+  for (const auto& m : snap.matrices) all.push_back(&m);
+  return RenderRoutingStack(all, snap.frames);
 }
 
 std::vector<std::string> RunPlots::written() const {

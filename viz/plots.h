@@ -102,8 +102,10 @@ struct CurveLayout {
 envs::RgbImage RenderLearningCurves(const LearningCurves& curves, const CurveStyle& style,
                                     CurveLayout* layout = nullptr);
 
-/// Stacks every routing matrix of `snap` (each layer and head) vertically as heatmaps titled with
-/// layer, head and frames, as `skillgrid render --heatmap --layer all` would.
+/// Stacks `matrices` (layers and heads of one snapshot taken at `frames`, -1 if unknown)
+/// vertically as heatmaps titled with layer, head and frames; `skillgrid render --heatmap` draws this.
+envs::RgbImage RenderRoutingStack(const std::vector<const RoutingMatrix*>& matrices, int64_t frames);
+/// Every routing matrix of `snap` (each layer and head), stacked as above.
 envs::RgbImage RenderRoutingStack(const RoutingSnapshot& snap);
 
 /// Options of WriteRunPlots.
