@@ -182,6 +182,16 @@ at::Tensor PreparedLinear::Apply(const at::Tensor& x) const {
   return plain.is_empty() ? skill.Apply(x) : at::linear(x, plain->weight, plain->bias);
 }
 
+bool PreparedLinear::ToRecurrentMap(RecurrentMap* map) const {
+  if (!plain.is_empty()) {
+    *map = RecurrentMap{plain->weight, plain->bias, {}, {}, {}};
+    return true;
+  }
+  if (!skill.has_matmul_form()) return false;
+  *map = RecurrentMap{skill.weight(), skill.bias(), skill.a(), skill.b(), skill.mask()};
+  return true;
+}
+
 at::Tensor& RoutedLinearImpl::weight() { return skill_.is_empty() ? plain_->weight : skill_->base()->weight; }
 
 at::Tensor& RoutedLinearImpl::bias() { return skill_.is_empty() ? plain_->bias : skill_->base()->bias; }
@@ -250,6 +260,23 @@ at::Tensor LstmCellImpl::Step(const at::Tensor& x_gates, const at::Tensor& state
   return LstmPointwise(x_gates + hh.Apply(h), c);
 }
 
+at::Tensor LstmCellImpl::Unroll(const at::Tensor& gates, const at::Tensor& state, const at::Tensor& resets,
+                                const PreparedLinear& hh) const {
+  RecurrentMap map;
+  if (hh.ToRecurrentMap(&map)) return LstmSequence(gates, state, resets, map);
+  // No matmul form (e.g. several routing heads): step with the prepared layer.
+  std::vector<at::Tensor> outs;
+  const std::vector<at::Tensor> step_gates = gates.unbind(1);
+  const std::vector<at::Tensor> keep = resets.to(state.scalar_type()).unsqueeze(2).unbind(1);
+  at::Tensor s = state;
+  for (size_t k = 0; k < step_gates.size(); ++k) {
+    if (k > 0) s = s * keep[k];
+    s = Step(step_gates[k], s, hh);
+    outs.push_back(s);
+  }
+  return at::stack(outs, 1);
+}
+
 // ----------------------------------------------------------------------------------------------
 InstructionEncoderImpl::InstructionEncoderImpl(const RoutingOptions& routing, int64_t vocab_size, int64_t word_dim,
                                                int64_t hidden)
@@ -281,194 +308,6 @@ at::Tensor InstructionEncoderImpl::forward(const at::Tensor& tokens, const at::T
     h = GruPointwise(gi_steps[static_cast<size_t>(t)], hh.Apply(h), h, valid_steps[t]);
   }
   return h;
-}
-
-// ----------------------------------------------------------------------------------------------
-namespace {
-
-// Recurrent steps are many tiny ops; on CPU the per-op cost dominates, so the gate math of a
-// step is one loop forward and one loop backward.
-bool FusableOnCpu(std::initializer_list<at::Tensor> tensors) {
-  for (const auto& t : tensors) {
-    if (!t.device().is_cpu() || (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble)) return false;
-  }
-  return true;
-}
-
-template <typename T>
-T Sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
-
-struct LstmPointwiseFn : public torch::autograd::Function<LstmPointwiseFn> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gates_in, const at::Tensor& c_in) {
-    const at::Tensor gates = gates_in.contiguous(), c = c_in.contiguous();
-    const int64_t n = c.size(0), hid = c.size(1);
-    at::Tensor acts = at::empty_like(gates);         // i, f, g, o after their nonlinearity
-    at::Tensor out = at::empty({n, 2 * hid}, c.options());  // h', c'
-    AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "LstmPointwise", [&] {
-      const scalar_t* g = gates.data_ptr<scalar_t>();
-      const scalar_t* cp = c.data_ptr<scalar_t>();
-      scalar_t* a = acts.data_ptr<scalar_t>();
-      scalar_t* o = out.data_ptr<scalar_t>();
-      for (int64_t r = 0; r < n; ++r) {
-        const scalar_t* gr = g + r * 4 * hid;
-        scalar_t* ar = a + r * 4 * hid;
-        for (int64_t k = 0; k < hid; ++k) {
-          const scalar_t i = Sigmoid(gr[k]), f = Sigmoid(gr[hid + k]), gg = std::tanh(gr[2 * hid + k]),
-                         og = Sigmoid(gr[3 * hid + k]);
-          ar[k] = i;
-          ar[hid + k] = f;
-          ar[2 * hid + k] = gg;
-          ar[3 * hid + k] = og;
-          const scalar_t c_new = f * cp[r * hid + k] + i * gg;
-          o[r * 2 * hid + hid + k] = c_new;
-          o[r * 2 * hid + k] = og * std::tanh(c_new);
-        }
-      }
-    });
-    ctx->save_for_backward({acts, c, out});
-    return out;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& acts = saved[0];
-    const at::Tensor& c = saved[1];
-    const at::Tensor& out = saved[2];
-    const at::Tensor d_out = grads[0].contiguous();
-    const int64_t n = c.size(0), hid = c.size(1);
-    at::Tensor d_gates = at::empty_like(acts), d_c = at::empty_like(c);
-    AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "LstmPointwiseBackward", [&] {
-      const scalar_t* a = acts.data_ptr<scalar_t>();
-      const scalar_t* cp = c.data_ptr<scalar_t>();
-      const scalar_t* o = out.data_ptr<scalar_t>();
-      const scalar_t* dout = d_out.data_ptr<scalar_t>();
-      scalar_t* dg = d_gates.data_ptr<scalar_t>();
-      scalar_t* dc = d_c.data_ptr<scalar_t>();
-      for (int64_t r = 0; r < n; ++r) {
-        const scalar_t* ar = a + r * 4 * hid;
-        scalar_t* dgr = dg + r * 4 * hid;
-        for (int64_t k = 0; k < hid; ++k) {
-          const scalar_t i = ar[k], f = ar[hid + k], gg = ar[2 * hid + k], og = ar[3 * hid + k];
-          const scalar_t tc = std::tanh(o[r * 2 * hid + hid + k]);
-          const scalar_t dh = dout[r * 2 * hid + k];
-          const scalar_t dcn = dout[r * 2 * hid + hid + k] + dh * og * (scalar_t(1) - tc * tc);
-          dgr[k] = dcn * gg * i * (scalar_t(1) - i);
-          dgr[hid + k] = dcn * cp[r * hid + k] * f * (scalar_t(1) - f);
-          dgr[2 * hid + k] = dcn * i * (scalar_t(1) - gg * gg);
-          dgr[3 * hid + k] = dh * tc * og * (scalar_t(1) - og);
-          dc[r * hid + k] = dcn * f;
-        }
-      }
-    });
-    return {d_gates, d_c};
-  }
-};
-
-struct GruPointwiseFn : public torch::autograd::Function<GruPointwiseFn> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gi_in, const at::Tensor& gh_in,
-                            const at::Tensor& h_in, const at::Tensor& valid_in) {
-    const at::Tensor gi = gi_in.contiguous(), gh = gh_in.contiguous(), h = h_in.contiguous(),
-                     valid = valid_in.contiguous();
-    const int64_t n = h.size(0), hid = h.size(1);
-    at::Tensor acts = at::empty({n, 3 * hid}, h.options());  // r, z, n
-    at::Tensor out = at::empty_like(h);
-    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "GruPointwise", [&] {
-      const scalar_t* i = gi.data_ptr<scalar_t>();
-      const scalar_t* g = gh.data_ptr<scalar_t>();
-      const scalar_t* hp = h.data_ptr<scalar_t>();
-      const scalar_t* v = valid.data_ptr<scalar_t>();
-      scalar_t* a = acts.data_ptr<scalar_t>();
-      scalar_t* o = out.data_ptr<scalar_t>();
-      for (int64_t row = 0; row < n; ++row) {
-        const scalar_t* ir = i + row * 3 * hid;
-        const scalar_t* gr = g + row * 3 * hid;
-        scalar_t* ar = a + row * 3 * hid;
-        for (int64_t k = 0; k < hid; ++k) {
-          const scalar_t r = Sigmoid(ir[k] + gr[k]), z = Sigmoid(ir[hid + k] + gr[hid + k]);
-          const scalar_t nn = std::tanh(ir[2 * hid + k] + r * gr[2 * hid + k]);
-          ar[k] = r;
-          ar[hid + k] = z;
-          ar[2 * hid + k] = nn;
-          const scalar_t h_old = hp[row * hid + k];
-          const scalar_t h_new = nn + z * (h_old - nn);
-          o[row * hid + k] = h_old + v[row] * (h_new - h_old);
-        }
-      }
-    });
-    ctx->save_for_backward({acts, gh, h, valid});
-    return out;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& acts = saved[0];
-    const at::Tensor& gh = saved[1];
-    const at::Tensor& h = saved[2];
-    const at::Tensor& valid = saved[3];
-    const at::Tensor d_out = grads[0].contiguous();
-    const int64_t n = h.size(0), hid = h.size(1);
-    at::Tensor d_gi = at::empty_like(acts), d_gh = at::empty_like(acts), d_h = at::empty_like(h);
-    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "GruPointwiseBackward", [&] {
-      const scalar_t* a = acts.data_ptr<scalar_t>();
-      const scalar_t* g = gh.data_ptr<scalar_t>();
-      const scalar_t* hp = h.data_ptr<scalar_t>();
-      const scalar_t* v = valid.data_ptr<scalar_t>();
-      const scalar_t* dout = d_out.data_ptr<scalar_t>();
-      scalar_t* dgi = d_gi.data_ptr<scalar_t>();
-      scalar_t* dgh = d_gh.data_ptr<scalar_t>();
-      scalar_t* dh = d_h.data_ptr<scalar_t>();
-      for (int64_t row = 0; row < n; ++row) {
-        const scalar_t* ar = a + row * 3 * hid;
-        const scalar_t* gr = g + row * 3 * hid;
-        for (int64_t k = 0; k < hid; ++k) {
-          const scalar_t r = ar[k], z = ar[hid + k], nn = ar[2 * hid + k];
-          const scalar_t h_old = hp[row * hid + k];
-          const scalar_t d = dout[row * hid + k];
-          const scalar_t d_hnew = v[row] * d;
-          const scalar_t d_an = d_hnew * (scalar_t(1) - z) * (scalar_t(1) - nn * nn);
-          const scalar_t d_ar = d_an * gr[2 * hid + k] * r * (scalar_t(1) - r);
-          const scalar_t d_az = d_hnew * (h_old - nn) * z * (scalar_t(1) - z);
-          const int64_t base = row * 3 * hid;
-          dgi[base + k] = d_ar;
-          dgi[base + hid + k] = d_az;
-          dgi[base + 2 * hid + k] = d_an;
-          dgh[base + k] = d_ar;
-          dgh[base + hid + k] = d_az;
-          dgh[base + 2 * hid + k] = d_an * r;
-          dh[row * hid + k] = (scalar_t(1) - v[row]) * d + d_hnew * z;
-        }
-      }
-    });
-    return {d_gi, d_gh, d_h, at::Tensor()};
-  }
-};
-
-}  // namespace
-
-at::Tensor LstmPointwise(const at::Tensor& gates, const at::Tensor& c) {
-  if (FusableOnCpu({gates, c}) && gates.scalar_type() == c.scalar_type()) return LstmPointwiseFn::apply(gates, c);
-  auto g = gates.chunk(4, 1);
-  const at::Tensor c_new = g[1].sigmoid() * c + g[0].sigmoid() * g[2].tanh();
-  const at::Tensor h_new = g[3].sigmoid() * c_new.tanh();
-  return at::cat({h_new, c_new}, 1);
-}
-
-at::Tensor GruPointwise(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& valid) {
-  const at::Tensor v = valid.to(h.scalar_type());
-  if (FusableOnCpu({gi, gh, h}) && gi.scalar_type() == h.scalar_type() && gh.scalar_type() == h.scalar_type()) {
-    return GruPointwiseFn::apply(gi, gh, h, v.detach());
-  }
-  auto i = gi.chunk(3, 1);
-  auto hc = gh.chunk(3, 1);
-  const at::Tensor r = (i[0] + hc[0]).sigmoid();
-  const at::Tensor z = (i[1] + hc[1]).sigmoid();
-  const at::Tensor n = (i[2] + r * hc[2]).tanh();
-  const at::Tensor h_new = n + z * (h - n);
-  return h + v.unsqueeze(1) * (h_new - h);
 }
 
 }  // namespace skillgrid::agents

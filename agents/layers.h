@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agents/recurrent_kernels.h"
 #include "skills/skill_conv_embedding.h"
 #include "skills/skill_linear.h"
 #include "skills/task_batch.h"
@@ -84,6 +85,9 @@ struct PreparedLinear {
   torch::nn::Linear plain{nullptr};
   /// The prepared skill layer (when routed).
   skills::PreparedSkillLinear skill;
+  /// The map as matmuls (plain, or low-rank skills with one head) for fused recurrences;
+  /// false when it has no such form.
+  bool ToRecurrentMap(RecurrentMap* map) const;
 };
 
 /// A Linear layer that is either plain torch or a SkillLinear (chosen at construction).
@@ -162,6 +166,11 @@ class LstmCellImpl : public torch::nn::Cloneable<LstmCellImpl> {
   PreparedLinear PrepareRecurrent(const skills::TaskBatch& batch);
   /// One step from precomputed input gates x_gates (N, 4*hidden) and a prepared hidden map.
   at::Tensor Step(const at::Tensor& x_gates, const at::Tensor& state, const PreparedLinear& hh) const;
+  /// A whole unroll: input gates (N, R, 4*hidden) from InputGates, initial state (N, 2*hidden),
+  /// resets (N, R) multiplying the state before every step k > 0, and a prepared hidden map ->
+  /// the states after each step (N, R, 2*hidden). One fused op when the map has a matmul form.
+  at::Tensor Unroll(const at::Tensor& gates, const at::Tensor& state, const at::Tensor& resets,
+                    const PreparedLinear& hh) const;
   /// The input projection x -> 4*hidden (for all time steps at once).
   at::Tensor InputGates(const at::Tensor& x, const skills::TaskBatch& batch);
   /// Hidden size.
@@ -198,15 +207,5 @@ class InstructionEncoderImpl : public torch::nn::Cloneable<InstructionEncoderImp
 };
 /// Module holder for InstructionEncoderImpl.
 TORCH_MODULE(InstructionEncoder);
-
-/// LSTM gate math of one step, fused into one op (and one backward) on CPU: gates (N, 4*hidden)
-/// pre-activations in order i, f, g, o and the cell c (N, hidden) -> concat(h', c') (N, 2*hidden).
-/// Same values as the unfused formula; other devices run the unfused ops.
-at::Tensor LstmPointwise(const at::Tensor& gates, const at::Tensor& c);
-
-/// GRU gate math of one step, fused likewise: input gates gi and hidden gates gh (N, 3*hidden),
-/// order r, z, n as torch.nn.GRU, state h (N, hidden) and valid (N) in {0, 1} -> the new state,
-/// h itself where valid is 0 (rows whose sequence already ended).
-at::Tensor GruPointwise(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& valid);
 
 }  // namespace skillgrid::agents

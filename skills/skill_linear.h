@@ -60,6 +60,19 @@ class PreparedSkillLinear {
  public:
   /// x (N, ..., in) with the prepared batch's N rows -> (N, ..., out).
   at::Tensor Apply(const at::Tensor& x) const;
+  /// Whether Apply is the matmul form x W^T + b + ((x A) * mask) B below (low-rank skills,
+  /// one routing head); false when it re-runs the layer.
+  bool has_matmul_form() const { return layer_ == nullptr; }
+  /// Base weight W (out, in) of the matmul form.
+  const at::Tensor& weight() const { return weight_; }
+  /// Base bias (out), undefined without bias.
+  const at::Tensor& bias() const { return bias_; }
+  /// Low-rank factors A (in, K) and B (K, out), scale included; K = U * r for mixed batches.
+  const at::Tensor& a() const { return a_; }
+  /// See a().
+  const at::Tensor& b() const { return b_; }
+  /// Row mask (N, K) selecting each row's task columns; undefined when every row shares A and B.
+  const at::Tensor& mask() const { return mask_; }
 
  private:
   friend class SkillLinearImpl;

@@ -14,6 +14,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/cuda.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
@@ -426,6 +427,7 @@ struct Trainer::Impl {
     model->train();
     instr_cache.clear();  // weights may have changed since (update, checkpoint load)
     {
+      RECORD_USER_SCOPE("skillgrid::rollout");  // phase marker for profiler traces
       torch::NoGradGuard no_grad;
       for (int t = 0; t < steps; ++t) {
         st_images[t].copy_(at::from_blob(images.data(), {n, view, view, 3}, at::kByte));
@@ -552,6 +554,7 @@ struct Trainer::Impl {
         const at::Tensor rows_d = rows.to(device);
         const at::Tensor starts_d = starts.to(device);
         const int64_t c = starts.size(0);
+        RECORD_USER_SCOPE("skillgrid::minibatch");  // phase marker for profiler traces
 
         const agents::Observation obs =
             agents::MakeObservation(b.images.index_select(0, rows), b.tokens.index_select(0, rows),
@@ -655,20 +658,8 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(agents::ActorCriticImpl& 
 
 at::Tensor UnrollMemory(agents::ActorCriticImpl& model, const at::Tensor& gates, at::Tensor memory,
                         const at::Tensor& masks, const skills::TaskBatch& step_batch) {
-  const int64_t c = gates.size(0);
-  const int64_t r = gates.size(1);
-  std::vector<at::Tensor> hs;
-  hs.reserve(static_cast<size_t>(r));
-  const agents::PreparedLinear hh = model.PrepareMemory(step_batch);  // one routing draw per chunk batch
-  // unbind, not select per step: select's backward writes a full-size zero tensor per step.
-  const std::vector<at::Tensor> step_gates = gates.unbind(1);
-  const std::vector<at::Tensor> step_masks = masks.unsqueeze(2).unbind(1);
-  for (int64_t k = 0; k < r; ++k) {
-    if (k > 0) memory = memory * step_masks[static_cast<size_t>(k)];
-    memory = model.StepMemory(step_gates[static_cast<size_t>(k)], memory, hh);
-    hs.push_back(memory);
-  }
-  return at::stack(hs, 1).view({c * r, -1});
+  const int64_t rows = gates.size(0) * gates.size(1);
+  return model.UnrollMemory(gates, memory, masks, step_batch).view({rows, -1});
 }
 
 Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_unique<Impl>()) {

@@ -192,43 +192,6 @@ TEST(Layers, RoutedConvMatchesPlainConvWhenSkillsAreZero) {
   EXPECT_TRUE(at::allclose(ours, ref, 1e-4, 1e-5));
 }
 
-TEST(Layers, FusedLstmStepMatchesTheUnfusedFormulaAndItsGradients) {
-  torch::manual_seed(5);
-  const at::Tensor gates = at::randn({6, 4 * 5}, at::kDouble).requires_grad_();
-  const at::Tensor c = at::randn({6, 5}, at::kDouble).requires_grad_();
-  const at::Tensor weights = at::randn({6, 10}, at::kDouble);  // a loss mixing h' and c'
-  const at::Tensor fused = LstmPointwise(gates, c);
-  auto g = gates.chunk(4, 1);
-  const at::Tensor c_ref = g[1].sigmoid() * c + g[0].sigmoid() * g[2].tanh();
-  const at::Tensor ref = at::cat({g[3].sigmoid() * c_ref.tanh(), c_ref}, 1);
-  ASSERT_TRUE(at::allclose(fused, ref, 1e-12, 1e-12));
-  const auto d_fused = torch::autograd::grad({(fused * weights).sum()}, {gates, c});
-  const auto d_ref = torch::autograd::grad({(ref * weights).sum()}, {gates, c});
-  EXPECT_TRUE(at::allclose(d_fused[0], d_ref[0], 1e-10, 1e-12));
-  EXPECT_TRUE(at::allclose(d_fused[1], d_ref[1], 1e-10, 1e-12));
-}
-
-TEST(Layers, FusedGruStepMatchesTheUnfusedFormulaAndKeepsEndedRows) {
-  torch::manual_seed(6);
-  const at::Tensor gi = at::randn({5, 3 * 4}, at::kDouble).requires_grad_();
-  const at::Tensor gh = at::randn({5, 3 * 4}, at::kDouble).requires_grad_();
-  const at::Tensor h = at::randn({5, 4}, at::kDouble).requires_grad_();
-  const at::Tensor valid = at::tensor({1.0, 0.0, 1.0, 1.0, 0.0}, at::kDouble);
-  const at::Tensor weights = at::randn({5, 4}, at::kDouble);
-  const at::Tensor fused = GruPointwise(gi, gh, h, valid);
-  auto i = gi.chunk(3, 1);
-  auto hc = gh.chunk(3, 1);
-  const at::Tensor r = (i[0] + hc[0]).sigmoid();
-  const at::Tensor z = (i[1] + hc[1]).sigmoid();
-  const at::Tensor n = (i[2] + r * hc[2]).tanh();
-  const at::Tensor ref = h + valid.unsqueeze(1) * (n + z * (h - n) - h);
-  ASSERT_TRUE(at::allclose(fused, ref, 1e-12, 1e-12));
-  EXPECT_TRUE(at::equal(fused[1], h[1]));  // an ended row keeps its state exactly
-  const auto d_fused = torch::autograd::grad({(fused * weights).sum()}, {gi, gh, h});
-  const auto d_ref = torch::autograd::grad({(ref * weights).sum()}, {gi, gh, h});
-  for (int k = 0; k < 3; ++k) EXPECT_TRUE(at::allclose(d_fused[k], d_ref[k], 1e-10, 1e-12)) << k;
-}
-
 TEST(Layers, PreparedRoutedLinearEqualsItsForward) {
   // Preparing resolves routing once; in eval mode (deterministic routing) every Apply() must
   // equal the layer's own forward on the same batch, for mixed and single-task batches.

@@ -1,0 +1,373 @@
+#include "agents/recurrent_kernels.h"
+
+#include <cmath>
+#include <initializer_list>
+#include <vector>
+
+#include <torch/autograd.h>
+
+namespace skillgrid::agents {
+
+namespace {
+
+// Recurrent steps are many tiny ops; on CPU the per-op cost dominates, so the gate math of a
+// step is one loop forward and one loop backward.
+bool FusableOnCpu(std::initializer_list<at::Tensor> tensors) {
+  for (const auto& t : tensors) {
+    if (!t.device().is_cpu() || (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble)) return false;
+  }
+  return true;
+}
+
+
+// Activates one LSTM step. acts (n, 4*hid), contiguous, holds the pre-activations i, f, g, o on
+// entry and their activations on return; c is the cell entering the step (row stride cs); out
+// (n, 2*hid, any row stride) receives concat(h', c'); tanh_c (n, hid) receives tanh(c') for the
+// backward. The transcendentals run as ATen's vectorised kernels (a scalar exp/tanh per element
+// cost more than the matmuls).
+template <typename T>
+void LstmActivate(at::Tensor& acts, const T* c, int64_t cs, at::Tensor out, at::Tensor& tanh_c) {
+  const int64_t n = acts.size(0), hid = acts.size(1) / 4;
+  at::Tensor g = acts.narrow(1, 2 * hid, hid);
+  at::tanh_out(tanh_c, g);  // borrows tanh_c for tanh(g)
+  acts.sigmoid_();
+  g.copy_(tanh_c);
+  const T* a = acts.data_ptr<T>();
+  T* o = out.data_ptr<T>();
+  const int64_t os = out.stride(0);
+  for (int64_t r = 0; r < n; ++r) {
+    const T* ar = a + r * 4 * hid;
+    T* orow = o + r * os;
+    for (int64_t k = 0; k < hid; ++k) orow[hid + k] = ar[hid + k] * c[r * cs + k] + ar[k] * ar[2 * hid + k];
+  }
+  at::tanh_out(tanh_c, out.narrow(1, hid, hid));
+  const T* tc = tanh_c.data_ptr<T>();
+  for (int64_t r = 0; r < n; ++r) {
+    const T* ar = a + r * 4 * hid;
+    T* orow = o + r * os;
+    for (int64_t k = 0; k < hid; ++k) orow[k] = ar[3 * hid + k] * tc[r * hid + k];
+  }
+}
+
+// Backward of LstmActivate: dout holds d(h', c') (row stride ds); writes d(gates) (n, 4*hid)
+// and d(c) (row stride dcs).
+template <typename T>
+void LstmBackwardRows(int64_t n, int64_t hid, const T* acts, const T* c, int64_t cs, const T* tanh_c,
+                      const T* dout, int64_t ds, T* dgates, T* dc, int64_t dcs) {
+  for (int64_t r = 0; r < n; ++r) {
+    const T* ar = acts + r * 4 * hid;
+    const T* drow = dout + r * ds;
+    T* dgr = dgates + r * 4 * hid;
+    for (int64_t k = 0; k < hid; ++k) {
+      const T i = ar[k], f = ar[hid + k], gg = ar[2 * hid + k], og = ar[3 * hid + k];
+      const T tc = tanh_c[r * hid + k];
+      const T dh = drow[k];
+      const T dcn = drow[hid + k] + dh * og * (T(1) - tc * tc);
+      dgr[k] = dcn * gg * i * (T(1) - i);
+      dgr[hid + k] = dcn * c[r * cs + k] * f * (T(1) - f);
+      dgr[2 * hid + k] = dcn * i * (T(1) - gg * gg);
+      dgr[3 * hid + k] = dh * tc * og * (T(1) - og);
+      dc[r * dcs + k] = dcn * f;
+    }
+  }
+}
+
+struct LstmPointwiseFn : public torch::autograd::Function<LstmPointwiseFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gates_in, const at::Tensor& c_in) {
+    const at::Tensor gates = gates_in.contiguous(), c = c_in.contiguous();
+    const int64_t n = c.size(0), hid = c.size(1);
+    at::Tensor acts = gates.clone();                        // i, f, g, o after their nonlinearity
+    at::Tensor out = at::empty({n, 2 * hid}, c.options());  // h', c'
+    at::Tensor tanh_c = at::empty({n, hid}, c.options());
+    AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "LstmPointwise", [&] {
+      LstmActivate<scalar_t>(acts, c.data_ptr<scalar_t>(), hid, out, tanh_c);
+    });
+    ctx->save_for_backward({acts, c, tanh_c});
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& acts = saved[0];
+    const at::Tensor& c = saved[1];
+    const at::Tensor& tanh_c = saved[2];
+    const at::Tensor d_out = grads[0].contiguous();
+    const int64_t n = c.size(0), hid = c.size(1);
+    at::Tensor d_gates = at::empty_like(acts), d_c = at::empty_like(c);
+    AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "LstmPointwiseBackward", [&] {
+      LstmBackwardRows<scalar_t>(n, hid, acts.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), hid,
+                                 tanh_c.data_ptr<scalar_t>(), d_out.data_ptr<scalar_t>(), 2 * hid,
+                                 d_gates.data_ptr<scalar_t>(), d_c.data_ptr<scalar_t>(), hid);
+    });
+    return {d_gates, d_c};
+  }
+};
+
+// A whole LSTM unroll: the per-step work is a handful of raw matmuls and one gate loop, with no
+// autograd graph per step; the backward runs BPTT by hand and forms the weight gradients of all
+// steps with one matmul each.
+struct LstmSequenceFn : public torch::autograd::Function<LstmSequenceFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gates_in,
+                            const at::Tensor& state_in, const at::Tensor& resets_in, const at::Tensor& weight,
+                            const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b,
+                            const at::Tensor& mask) {
+    const int64_t n = gates_in.size(0), steps = gates_in.size(1), hid = state_in.size(1) / 2, g4 = 4 * hid;
+    const bool low_rank = a.numel() > 0, masked = mask.numel() > 0, has_bias = bias.numel() > 0;
+    const at::Tensor gx = (has_bias ? gates_in + bias : gates_in).contiguous();
+    const at::Tensor state0 = state_in.contiguous();
+    const at::Tensor resets = resets_in.to(gx.scalar_type()).contiguous();
+    const auto opts = gx.options();
+    at::Tensor out = at::empty({n, steps, 2 * hid}, opts);
+    at::Tensor acts = at::empty({steps, n, g4}, opts);
+    at::Tensor entering = at::empty({steps, n, 2 * hid}, opts);  // the (reset) state entering each step
+    at::Tensor projected = low_rank ? at::empty({steps, n, a.size(1)}, opts) : at::Tensor();  // (h A) * mask
+    at::Tensor tanh_cs = at::empty({steps, n, hid}, opts);
+    const at::Tensor wt = weight.t();
+    AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "LstmSequence", [&] {
+      scalar_t* o = out.data_ptr<scalar_t>();
+      const scalar_t* rs = resets.data_ptr<scalar_t>();
+      for (int64_t k = 0; k < steps; ++k) {
+        at::Tensor sk = entering[k];
+        if (k == 0) {
+          sk.copy_(state0);
+        } else {
+          scalar_t* s = sk.data_ptr<scalar_t>();
+          for (int64_t r = 0; r < n; ++r) {
+            const scalar_t keep = rs[r * steps + k];
+            const scalar_t* prev = o + (r * steps + k - 1) * 2 * hid;
+            for (int64_t j = 0; j < 2 * hid; ++j) s[r * 2 * hid + j] = prev[j] * keep;
+          }
+        }
+        const at::Tensor hk = sk.narrow(1, 0, hid);
+        at::Tensor g = acts[k];
+        at::addmm_out(g, gx.select(1, k), hk, wt);
+        if (low_rank) {
+          at::Tensor pk = projected[k];
+          at::mm_out(pk, hk, a);
+          if (masked) pk.mul_(mask);
+          g.addmm_(pk, b);
+        }
+        at::Tensor tanh_c = tanh_cs[k];
+        LstmActivate<scalar_t>(g, sk.data_ptr<scalar_t>() + hid, 2 * hid, out.select(1, k), tanh_c);
+      }
+    });
+    ctx->save_for_backward({acts, entering, tanh_cs, projected, resets, weight, a, b, mask});
+    ctx->saved_data["has_bias"] = has_bias;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &acts = saved[0], &entering = saved[1], &tanh_cs = saved[2], &projected = saved[3],
+                     &resets = saved[4], &weight = saved[5], &a = saved[6], &b = saved[7], &mask = saved[8];
+    const int64_t steps = acts.size(0), n = acts.size(1), g4 = acts.size(2), hid = g4 / 4;
+    const bool low_rank = a.numel() > 0, masked = mask.numel() > 0;
+    const at::Tensor d_out =
+        grads[0].defined() ? grads[0].contiguous() : at::zeros({n, steps, 2 * hid}, acts.options());
+    const auto opts = acts.options();
+    at::Tensor d_gates_t = at::empty({steps, n, g4}, opts);  // time-major d(gates)
+    at::Tensor d_projected = low_rank ? at::empty({steps, n, a.size(1)}, opts) : at::Tensor();
+    at::Tensor d_total = at::empty({n, 2 * hid}, opts);  // d(state after step k), all uses
+    at::Tensor d_h = at::empty({n, hid}, opts), d_c = at::empty({n, hid}, opts);
+    const at::Tensor bt = low_rank ? b.t() : at::Tensor(), at_ = low_rank ? a.t() : at::Tensor();
+    AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "LstmSequenceBackward", [&] {
+      const scalar_t* dout = d_out.data_ptr<scalar_t>();
+      const scalar_t* rs = resets.data_ptr<scalar_t>();
+      scalar_t* dt = d_total.data_ptr<scalar_t>();
+      const scalar_t* dh = d_h.data_ptr<scalar_t>();
+      const scalar_t* dc = d_c.data_ptr<scalar_t>();
+      for (int64_t r = 0; r < n; ++r) {
+        for (int64_t j = 0; j < 2 * hid; ++j) dt[r * 2 * hid + j] = dout[(r * steps + steps - 1) * 2 * hid + j];
+      }
+      for (int64_t k = steps - 1; k >= 0; --k) {
+        at::Tensor dgk = d_gates_t[k];
+        LstmBackwardRows<scalar_t>(n, hid, acts[k].data_ptr<scalar_t>(), entering[k].data_ptr<scalar_t>() + hid,
+                                   2 * hid, tanh_cs[k].data_ptr<scalar_t>(), dt, 2 * hid,
+                                   dgk.data_ptr<scalar_t>(), d_c.data_ptr<scalar_t>(), hid);
+        at::mm_out(d_h, dgk, weight);
+        if (low_rank) {
+          at::Tensor dpk = d_projected[k];
+          at::mm_out(dpk, dgk, bt);
+          if (masked) dpk.mul_(mask);
+          d_h.addmm_(dpk, at_);
+        }
+        if (k == 0) break;
+        for (int64_t r = 0; r < n; ++r) {
+          const scalar_t keep = rs[r * steps + k];
+          const scalar_t* prev = dout + (r * steps + k - 1) * 2 * hid;
+          for (int64_t j = 0; j < hid; ++j) {
+            dt[r * 2 * hid + j] = prev[j] + keep * dh[r * hid + j];
+            dt[r * 2 * hid + hid + j] = prev[hid + j] + keep * dc[r * hid + j];
+          }
+        }
+      }
+    });
+    const at::Tensor d_state = at::cat({d_h, d_c}, 1);
+    const at::Tensor dg_rows = d_gates_t.view({steps * n, g4});
+    const at::Tensor h_rows = entering.view({steps * n, 2 * hid}).narrow(1, 0, hid);
+    const at::Tensor d_weight = dg_rows.t().mm(h_rows);
+    const at::Tensor d_bias = ctx->saved_data["has_bias"].toBool() ? dg_rows.sum(0) : at::Tensor();
+    at::Tensor d_a, d_b;
+    if (low_rank) {
+      const int64_t k = a.size(1);
+      d_a = h_rows.t().mm(d_projected.view({steps * n, k}));
+      d_b = projected.view({steps * n, k}).t().mm(dg_rows);
+    }
+    return {d_gates_t.transpose(0, 1).contiguous(), d_state, at::Tensor(), d_weight, d_bias, d_a, d_b, at::Tensor()};
+  }
+};
+
+struct GruPointwiseFn : public torch::autograd::Function<GruPointwiseFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gi_in, const at::Tensor& gh_in,
+                            const at::Tensor& h_in, const at::Tensor& valid_in) {
+    const at::Tensor gi = gi_in.contiguous(), gh = gh_in.contiguous(), h = h_in.contiguous(),
+                     valid = valid_in.contiguous();
+    const int64_t n = h.size(0), hid = h.size(1);
+    at::Tensor acts = at::empty({n, 3 * hid}, h.options());  // r, z, n
+    at::Tensor out = at::empty_like(h);
+    // r and z: one vectorised sigmoid over both; n: a loop for its input, then a vectorised tanh.
+    at::Tensor rz = acts.narrow(1, 0, 2 * hid);
+    at::add_out(rz, gi.narrow(1, 0, 2 * hid), gh.narrow(1, 0, 2 * hid));
+    rz.sigmoid_();
+    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "GruPointwise", [&] {
+      const scalar_t* i = gi.data_ptr<scalar_t>();
+      const scalar_t* g = gh.data_ptr<scalar_t>();
+      scalar_t* a = acts.data_ptr<scalar_t>();
+      for (int64_t row = 0; row < n; ++row) {
+        const int64_t base = row * 3 * hid;
+        for (int64_t k = 0; k < hid; ++k) a[base + 2 * hid + k] = i[base + 2 * hid + k] + a[base + k] * g[base + 2 * hid + k];
+      }
+      acts.narrow(1, 2 * hid, hid).tanh_();
+      const scalar_t* hp = h.data_ptr<scalar_t>();
+      const scalar_t* v = valid.data_ptr<scalar_t>();
+      scalar_t* o = out.data_ptr<scalar_t>();
+      for (int64_t row = 0; row < n; ++row) {
+        const scalar_t* ar = a + row * 3 * hid;
+        for (int64_t k = 0; k < hid; ++k) {
+          const scalar_t z = ar[hid + k], nn = ar[2 * hid + k];
+          const scalar_t h_old = hp[row * hid + k];
+          const scalar_t h_new = nn + z * (h_old - nn);
+          o[row * hid + k] = h_old + v[row] * (h_new - h_old);
+        }
+      }
+    });
+    ctx->save_for_backward({acts, gh, h, valid});
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& acts = saved[0];
+    const at::Tensor& gh = saved[1];
+    const at::Tensor& h = saved[2];
+    const at::Tensor& valid = saved[3];
+    const at::Tensor d_out = grads[0].contiguous();
+    const int64_t n = h.size(0), hid = h.size(1);
+    at::Tensor d_gi = at::empty_like(acts), d_gh = at::empty_like(acts), d_h = at::empty_like(h);
+    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "GruPointwiseBackward", [&] {
+      const scalar_t* a = acts.data_ptr<scalar_t>();
+      const scalar_t* g = gh.data_ptr<scalar_t>();
+      const scalar_t* hp = h.data_ptr<scalar_t>();
+      const scalar_t* v = valid.data_ptr<scalar_t>();
+      const scalar_t* dout = d_out.data_ptr<scalar_t>();
+      scalar_t* dgi = d_gi.data_ptr<scalar_t>();
+      scalar_t* dgh = d_gh.data_ptr<scalar_t>();
+      scalar_t* dh = d_h.data_ptr<scalar_t>();
+      for (int64_t row = 0; row < n; ++row) {
+        const scalar_t* ar = a + row * 3 * hid;
+        const scalar_t* gr = g + row * 3 * hid;
+        for (int64_t k = 0; k < hid; ++k) {
+          const scalar_t r = ar[k], z = ar[hid + k], nn = ar[2 * hid + k];
+          const scalar_t h_old = hp[row * hid + k];
+          const scalar_t d = dout[row * hid + k];
+          const scalar_t d_hnew = v[row] * d;
+          const scalar_t d_an = d_hnew * (scalar_t(1) - z) * (scalar_t(1) - nn * nn);
+          const scalar_t d_ar = d_an * gr[2 * hid + k] * r * (scalar_t(1) - r);
+          const scalar_t d_az = d_hnew * (h_old - nn) * z * (scalar_t(1) - z);
+          const int64_t base = row * 3 * hid;
+          dgi[base + k] = d_ar;
+          dgi[base + hid + k] = d_az;
+          dgi[base + 2 * hid + k] = d_an;
+          dgh[base + k] = d_ar;
+          dgh[base + hid + k] = d_az;
+          dgh[base + 2 * hid + k] = d_an * r;
+          dh[row * hid + k] = (scalar_t(1) - v[row]) * d + d_hnew * z;
+        }
+      }
+    });
+    return {d_gi, d_gh, d_h, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor LstmPointwise(const at::Tensor& gates, const at::Tensor& c) {
+  if (FusableOnCpu({gates, c}) && gates.scalar_type() == c.scalar_type()) return LstmPointwiseFn::apply(gates, c);
+  auto g = gates.chunk(4, 1);
+  const at::Tensor c_new = g[1].sigmoid() * c + g[0].sigmoid() * g[2].tanh();
+  const at::Tensor h_new = g[3].sigmoid() * c_new.tanh();
+  return at::cat({h_new, c_new}, 1);
+}
+
+at::Tensor GruPointwise(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& valid) {
+  const at::Tensor v = valid.to(h.scalar_type());
+  if (FusableOnCpu({gi, gh, h}) && gi.scalar_type() == h.scalar_type() && gh.scalar_type() == h.scalar_type()) {
+    return GruPointwiseFn::apply(gi, gh, h, v.detach());
+  }
+  auto i = gi.chunk(3, 1);
+  auto hc = gh.chunk(3, 1);
+  const at::Tensor r = (i[0] + hc[0]).sigmoid();
+  const at::Tensor z = (i[1] + hc[1]).sigmoid();
+  const at::Tensor n = (i[2] + r * hc[2]).tanh();
+  const at::Tensor h_new = n + z * (h - n);
+  return h + v.unsqueeze(1) * (h_new - h);
+}
+
+bool LstmSequenceIsFused(const at::Tensor& gates, const at::Tensor& state, const RecurrentMap& map) {
+  if (!FusableOnCpu({gates, state, map.weight})) return false;
+  for (const at::Tensor* t : {&map.bias, &map.a, &map.b, &map.mask}) {
+    if (t->defined() && (!t->device().is_cpu() || t->scalar_type() != gates.scalar_type())) return false;
+  }
+  return gates.scalar_type() == state.scalar_type() && gates.scalar_type() == map.weight.scalar_type();
+}
+
+at::Tensor LstmSequence(const at::Tensor& gates, const at::Tensor& state, const at::Tensor& resets,
+                        const RecurrentMap& map) {
+  const int64_t hid = map.weight.size(1);
+  TORCH_CHECK(gates.dim() == 3 && gates.size(2) == 4 * hid && map.weight.size(0) == 4 * hid, "LstmSequence: gates ",
+              gates.sizes(), " and weight ", map.weight.sizes(), " do not match (N, R, 4*hidden) and (4*hidden, hidden)");
+  TORCH_CHECK(state.dim() == 2 && state.size(0) == gates.size(0) && state.size(1) == 2 * hid, "LstmSequence: state ",
+              state.sizes(), " for gates ", gates.sizes());
+  TORCH_CHECK(resets.sizes() == gates.sizes().slice(0, 2), "LstmSequence: resets ", resets.sizes(), " for gates ",
+              gates.sizes());
+  TORCH_CHECK(map.a.defined() == map.b.defined(), "LstmSequence: low-rank factors A and B come together");
+  if (LstmSequenceIsFused(gates, state, map)) {
+    // Custom autograd functions take no undefined tensors: an absent part travels as an empty one.
+    const at::Tensor none = at::empty({0}, gates.options());
+    auto or_none = [&](const at::Tensor& t) { return t.defined() ? t : none; };
+    return LstmSequenceFn::apply(gates, state, resets.detach(), map.weight, or_none(map.bias), or_none(map.a),
+                                 or_none(map.b), map.mask.defined() ? map.mask.detach() : none);
+  }
+  std::vector<at::Tensor> outs;
+  const std::vector<at::Tensor> step_gates = gates.unbind(1);
+  const std::vector<at::Tensor> keep = resets.to(state.scalar_type()).unsqueeze(2).unbind(1);
+  at::Tensor s = state;
+  for (size_t k = 0; k < step_gates.size(); ++k) {
+    if (k > 0) s = s * keep[k];
+    const at::Tensor h = s.narrow(1, 0, hid);
+    at::Tensor g = step_gates[k] + at::linear(h, map.weight, map.bias);
+    if (map.a.defined()) {
+      at::Tensor p = h.mm(map.a);
+      if (map.mask.defined()) p = p * map.mask;
+      g = g + p.mm(map.b);
+    }
+    s = LstmPointwise(g, s.narrow(1, hid, hid));
+    outs.push_back(s);
+  }
+  return at::stack(outs, 1);
+}
+
+}  // namespace skillgrid::agents

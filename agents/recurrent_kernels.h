@@ -1,0 +1,44 @@
+// Fused recurrent kernels: the gate math of one LSTM/GRU step as one op, and a whole LSTM
+// unroll (BPTT) as one op, because on CPU the per-op cost of tiny recurrent steps dominates.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace skillgrid::agents {
+
+/// LSTM gate math of one step, fused into one op (and one backward) on CPU: gates (N, 4*hidden)
+/// pre-activations in order i, f, g, o and the cell c (N, hidden) -> concat(h', c') (N, 2*hidden).
+/// Same values as the unfused formula; other devices run the unfused ops.
+at::Tensor LstmPointwise(const at::Tensor& gates, const at::Tensor& c);
+
+/// GRU gate math of one step, fused likewise: input gates gi and hidden gates gh (N, 3*hidden),
+/// order r, z, n as torch.nn.GRU, state h (N, hidden) and valid (N) in {0, 1} -> the new state,
+/// h itself where valid is 0 (rows whose sequence already ended).
+at::Tensor GruPointwise(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& valid);
+
+/// The hidden-to-hidden map of a recurrence in matmul form: h W^T + bias + ((h A) * mask) B.
+/// A, B and mask are optional (undefined: no low-rank term; mask undefined: every row uses A, B).
+struct RecurrentMap {
+  /// Base weight (4*hidden, hidden).
+  at::Tensor weight;
+  /// Base bias (4*hidden) or undefined.
+  at::Tensor bias;
+  /// Low-rank factors (hidden, K) and (K, 4*hidden), or undefined.
+  at::Tensor a, b;
+  /// (N, K) row mask of the low-rank term, or undefined.
+  at::Tensor mask;
+};
+
+/// Whether LstmSequence runs its fused CPU kernel for these inputs (CPU, float or double, one
+/// dtype); otherwise it runs step-by-step autograd ops with the same results.
+bool LstmSequenceIsFused(const at::Tensor& gates, const at::Tensor& state, const RecurrentMap& map);
+
+/// A whole LSTM unroll as one autograd op: input gates (N, R, 4*hidden) (input projections,
+/// bias of the input layer included), initial state (N, 2*hidden) = concat(h, c), resets
+/// (N, R) in {0, 1} multiplying the state before every step k > 0 (0 at an episode start), and the
+/// hidden map `map` -> the states after each step (N, R, 2*hidden). Gradients reach gates, state,
+/// and every tensor of `map` except its mask.
+at::Tensor LstmSequence(const at::Tensor& gates, const at::Tensor& state, const at::Tensor& resets,
+                        const RecurrentMap& map);
+
+}  // namespace skillgrid::agents
