@@ -1,14 +1,18 @@
 // `skillgrid plot`: writes a run directory's plots/ (learning curves from log.csv, evaluation
-// curves from eval.csv, the routing heatmaps from skills.json) and prints the paths written.
+// curves from eval.csv, the routing heatmaps from skills.json) and prints the paths written; with
+// --compare, one chart of several runs' mean success (e.g. Shared vs Poly).
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "apps/commands.h"
 
 #ifdef SKILLGRID_HAVE_VIZ
+#include "envs/image_io.h"
 #include "viz/plots.h"
 #endif
 
@@ -16,15 +20,56 @@ namespace skillgrid::apps {
 namespace {
 
 struct PlotOptions {
-  std::string run;              // run directory
-  std::string x = "frames";     // x axis of the curves
-  int width = 960;              // chart size
+  std::string run;                   // run directory
+  std::vector<std::string> compare;  // run directories compared in one chart
+  bool eval = false;                 // compare eval.csv instead of log.csv
+  std::string out = "compare.png";   // the comparison chart
+  std::string x = "frames";          // x axis of the curves
+  int width = 960;                   // chart size
   int height = 540;
 };
+
+#ifdef SKILLGRID_HAVE_VIZ
+// One chart of the runs' mean success, labelled with the directories' names.
+int RunCompare(const PlotOptions& o) {
+  namespace fs = std::filesystem;
+  const std::string file = o.eval ? "eval.csv" : "log.csv";
+  try {
+    std::vector<viz::NamedTable> runs;
+    for (const auto& dir : o.compare) {
+      const fs::path csv = fs::path(dir) / file;
+      if (!fs::exists(csv)) throw std::runtime_error(dir + " has no " + file);
+      const fs::path name = fs::path(dir).lexically_normal();
+      runs.push_back({name.has_filename() ? name.filename().string() : name.parent_path().filename().string(),
+                      viz::ReadCsvTable(csv.string())});
+    }
+    viz::CurveStyle style;
+    style.width = o.width;
+    style.height = o.height;
+    style.title = o.eval ? "mean success over levels, argmax evaluation (eval.csv)"
+                         : "mean success over levels, training episodes (log.csv)";
+    style.y_label = "mean success";
+    style.markers = o.eval;
+    const fs::path parent = fs::path(o.out).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent)) throw std::runtime_error("no directory " + parent.string() + " for --out");
+    envs::WritePng(o.out, viz::RenderLearningCurves(viz::CompareCurves(runs, o.x), style));
+    std::cout << "wrote " << o.out << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "skillgrid plot: error: " << e.what() << "\n";
+    return 2;
+  }
+}
+#endif
 
 int RunPlot(const PlotOptions& o) {
 #ifdef SKILLGRID_HAVE_VIZ
   namespace fs = std::filesystem;
+  if (o.run.empty() == o.compare.empty()) {
+    std::cerr << "skillgrid plot: error: give either --run DIR or --compare DIR1,DIR2,...\n";
+    return 2;
+  }
+  if (!o.compare.empty()) return RunCompare(o);
   if (!fs::exists(fs::path(o.run) / "log.csv")) {
     std::cerr << "skillgrid plot: error: " << o.run << " has no log.csv (not a training run directory?)\n";
     return 2;
@@ -55,7 +100,12 @@ void AddPlotCommand(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<PlotOptions>();
   CLI::App* cmd = app.add_subcommand(
       "plot", "Write a run's plots/: learning curves, evaluation curves and routing heatmaps (PNG)");
-  cmd->add_option("--run", o->run, "run directory (log.csv, eval.csv, skills.json)")->required();
+  cmd->add_option("--run", o->run, "run directory (log.csv, eval.csv, skills.json): writes its plots/");
+  cmd->add_option("--compare", o->compare,
+                  "run directories (comma-separated) drawn as one chart of mean success, e.g. Shared vs Poly")
+      ->delimiter(',');
+  cmd->add_flag("--eval", o->eval, "with --compare: evaluation success (eval.csv) instead of training (log.csv)");
+  cmd->add_option("--out", o->out, "with --compare: the PNG to write")->capture_default_str();
   cmd->add_option("--x", o->x, "x axis of the curves")
       ->check(CLI::IsMember({"frames", "episodes"}))
       ->capture_default_str();

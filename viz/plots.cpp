@@ -339,6 +339,46 @@ LearningCurves CurvesFromTable(const CsvTable& table, const std::string& x_colum
   return c;
 }
 
+LearningCurves CompareCurves(const std::vector<NamedTable>& runs, const std::string& x_column) {
+  LearningCurves c;
+  c.x_label = x_column;
+  std::vector<std::pair<std::vector<double>, std::vector<double>>> points;  // per run: finite (x, y)
+  for (const auto& run : runs) {
+    const int xc = run.table.Find(x_column), mc = run.table.Find("mean_success");
+    if (xc < 0) throw std::runtime_error(run.table.source + ": no '" + x_column + "' column in the header");
+    if (mc < 0) throw std::runtime_error(run.table.source + ": no 'mean_success' column in the header");
+    std::vector<double> xs, ys;
+    for (size_t i = 0; i < run.table.columns[xc].size(); ++i) {
+      const double x = run.table.columns[xc][i], y = run.table.columns[mc][i];
+      if (std::isfinite(x) && std::isfinite(y) && (xs.empty() || x >= xs.back())) {
+        xs.push_back(x);
+        ys.push_back(y);
+      }
+    }
+    c.x.insert(c.x.end(), xs.begin(), xs.end());
+    points.emplace_back(std::move(xs), std::move(ys));
+  }
+  std::sort(c.x.begin(), c.x.end());
+  c.x.erase(std::unique(c.x.begin(), c.x.end()), c.x.end());
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const auto& [xs, ys] = points[r];
+    CurveSeries series{runs[r].name, std::vector<double>(c.x.size(), std::nan(""))};
+    for (size_t i = 0; i < c.x.size(); ++i) {
+      const double x = c.x[i];
+      if (xs.empty() || x < xs.front() || x > xs.back()) continue;
+      const size_t hi = static_cast<size_t>(std::lower_bound(xs.begin(), xs.end(), x) - xs.begin());
+      if (xs[hi] == x) {
+        series.y[i] = ys[hi];
+      } else {  // xs[hi - 1] < x < xs[hi]
+        const double t = (x - xs[hi - 1]) / (xs[hi] - xs[hi - 1]);
+        series.y[i] = ys[hi - 1] + t * (ys[hi] - ys[hi - 1]);
+      }
+    }
+    c.levels.push_back(std::move(series));
+  }
+  return c;
+}
+
 int CurveLayout::XPixel(double x) const {
   const double t = x_max > x_min ? (x - x_min) / (x_max - x_min) : 0.0;
   return data.x + static_cast<int>(std::lround(std::clamp(t, 0.0, 1.0) * (data.w - 1)));

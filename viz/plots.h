@@ -66,6 +66,18 @@ struct LearningCurves {
 /// Throws std::runtime_error naming table.source when x_column or every success_ column is missing.
 LearningCurves CurvesFromTable(const CsvTable& table, const std::string& x_column = "frames");
 
+/// One run of a comparison: its legend label and its log.csv or eval.csv table.
+struct NamedTable {
+  std::string name;  ///< legend label, e.g. the run directory's name
+  CsvTable table;    ///< the run's log.csv or eval.csv
+};
+
+/// The mean success of several runs as one chart's curves, one series per run (label = name),
+/// on the union of their x values: each run is interpolated linearly between its own points and
+/// NaN outside them, so runs logged at different frames still draw continuous lines. No black
+/// mean curve. Throws std::runtime_error naming the table that lacks x_column or mean_success.
+LearningCurves CompareCurves(const std::vector<NamedTable>& runs, const std::string& x_column = "frames");
+
 /// How to draw a learning-curve chart.
 struct CurveStyle {
   int width = 960;          ///< image width in pixels (>= 320)

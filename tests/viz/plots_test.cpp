@@ -100,6 +100,23 @@ TEST(PlotCsv, MalformedHeadersAndGarbageGiveClearErrors) {
   ExpectError([&] { CurvesFromTable(no_levels); }, {"log.csv", "success_<level>"});
 }
 
+TEST(PlotCurves, CompareCurvesPutsEachRunOnTheUnionOfXInterpolatingBetweenItsPoints) {
+  const CsvTable a = ParseCsvTable("frames,mean_success\n0,0.0\n100,0.5\n200,1.0\n", "a/log.csv");
+  const CsvTable b = ParseCsvTable("frames,mean_success\n50,0.2\n150,0.4\n", "b/log.csv");
+  const LearningCurves c = CompareCurves({{"a", a}, {"b", b}});
+  ASSERT_EQ(c.x, (std::vector<double>{0, 50, 100, 150, 200}));
+  ASSERT_EQ(c.levels.size(), 2u);
+  EXPECT_EQ(c.levels[0].label, "a");
+  EXPECT_DOUBLE_EQ(c.levels[0].y[1], 0.25);  // halfway between 0 and 0.5
+  EXPECT_DOUBLE_EQ(c.levels[0].y[3], 0.75);
+  EXPECT_TRUE(std::isnan(c.levels[1].y[0]));  // before b's first point
+  EXPECT_DOUBLE_EQ(c.levels[1].y[2], 0.3);
+  EXPECT_TRUE(std::isnan(c.levels[1].y[4]));  // after b's last point
+  EXPECT_TRUE(c.mean.empty());
+  const CsvTable no_mean = ParseCsvTable("frames,success_GoTo\n0,0.1\n", "c/log.csv");
+  ExpectError([&] { CompareCurves({{"a", a}, {"c", no_mean}}); }, {"c/log.csv", "mean_success"});
+}
+
 TEST(PlotCurves, CurveColoursAreDistinct) {
   for (int i = 0; i < 40; ++i) {
     for (int j = 0; j < i; ++j) EXPECT_NE(CurveColor(i), CurveColor(j)) << i << " vs " << j;
@@ -245,6 +262,28 @@ TEST(PlotCommand, WritesAndPrintsThePathsOrFailsOnADirWithoutLog) {
   EXPECT_NE(r.output.find("wrote " + (dir / "plots/learning_curves.png")), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("wrote " + (dir / "plots/skills_heatmap.png")), std::string::npos) << r.output;
   EXPECT_EQ(envs::ReadPng(dir / "plots/learning_curves.png").width, 960);
+}
+
+TEST(PlotCommand, CompareWritesOneChartOfTheRunsOrNamesWhatIsMissing) {
+  testing::TempDir shared("plots_cmp_shared"), poly("plots_cmp_poly"), out("plots_cmp_out");
+  testing::WriteFile(shared / "log.csv", kLog);
+  auto r = RunCommand(Cli() + " plot --compare " + shared.str() + "," + poly.str() + " --out " + (out / "cmp.png"));
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find(poly.str() + " has no log.csv"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out / "cmp.png"));
+  testing::WriteFile(poly / "log.csv", "update,frames,episodes,mean_success,success_GoToObj\n"
+                                      "1,2560,3,0.1,0.1\n2,5120,6,0.9,0.9\n3,7680,9,1,1\n");
+  r = RunCommand(Cli() + " plot --compare " + shared.str() + "," + poly.str() + " --out " + (out / "cmp.png") +
+                 " --width 640 --height 400");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("wrote " + (out / "cmp.png")), std::string::npos) << r.output;
+  const envs::RgbImage img = envs::ReadPng(out / "cmp.png");
+  EXPECT_EQ(img.width, 640);
+  EXPECT_GT(CountColour(img, {0, 0, img.width, img.height}, CurveColor(0)), 0);
+  EXPECT_GT(CountColour(img, {0, 0, img.width, img.height}, CurveColor(1)), 0);
+  r = RunCommand(Cli() + " plot --run " + shared.str() + " --compare " + poly.str());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("either --run DIR or --compare"), std::string::npos) << r.output;
 }
 
 }  // namespace
