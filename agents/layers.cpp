@@ -299,10 +299,12 @@ at::Tensor InstructionEncoderImpl::forward(const at::Tensor& tokens, const at::T
   at::Tensor gi = ih_->forward(embedding_->forward(tokens), batch);  // (U, L, 3H)
   at::Tensor h = at::zeros({u, hidden_}, gi.options());
   const PreparedLinear hh = hh_->Prepare(batch);  // one routing draw for the whole sequence
-  // unbind, not select per step: select's backward writes a full-size zero tensor per step.
-  const std::vector<at::Tensor> gi_steps = gi.unbind(1);
   const at::Tensor valid_steps = (lengths.unsqueeze(0) > at::arange(steps, lengths.options()).unsqueeze(1))
                                      .to(h.scalar_type());  // (L, U)
+  RecurrentMap map;
+  if (hh.ToRecurrentMap(&map)) return GruSequence(gi, h, valid_steps, map);
+  // unbind, not select per step: select's backward writes a full-size zero tensor per step.
+  const std::vector<at::Tensor> gi_steps = gi.unbind(1);
   for (int64_t t = 0; t < steps; ++t) {
     // Rows whose instruction already ended keep their last valid output.
     h = GruPointwise(gi_steps[static_cast<size_t>(t)], hh.Apply(h), h, valid_steps[t]);

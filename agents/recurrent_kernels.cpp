@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <initializer_list>
+#include <utility>
 #include <vector>
 
 #include <torch/autograd.h>
@@ -104,6 +105,63 @@ struct LstmPointwiseFn : public torch::autograd::Function<LstmPointwiseFn> {
   }
 };
 
+// The hidden map h W^T + bias + ((h A) * mask) B of a fused recurrence, on raw buffers (grad mode
+// is off inside custom autograd functions). Absent parts arrive as empty tensors.
+struct HiddenMap {
+  HiddenMap(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b,
+            const at::Tensor& mask)
+      : weight(weight), bias(bias), a(a), b(b), mask(mask), low_rank(a.numel() > 0), masked(mask.numel() > 0),
+        has_bias(bias.numel() > 0) {}
+
+  // out = base + h W^T (+ the low-rank term); base undefined: the bias or nothing. `projected`
+  // receives (h A) * mask, which the weight gradients need.
+  void Apply(const at::Tensor& h, const at::Tensor& base, at::Tensor& out, at::Tensor projected) const {
+    if (base.defined()) {
+      at::addmm_out(out, base, h, weight.t());
+    } else if (has_bias) {
+      at::addmm_out(out, bias, h, weight.t());
+    } else {
+      at::mm_out(out, h, weight.t());
+    }
+    if (low_rank) {
+      at::mm_out(projected, h, a);
+      if (masked) projected.mul_(mask);
+      out.addmm_(projected, b);
+    }
+  }
+
+  // d_h (+)= d_out W + ((d_out B^T) * mask) A^T; `d_projected` receives (d_out B^T) * mask.
+  void InputGrad(const at::Tensor& d_out, at::Tensor& d_h, bool accumulate, at::Tensor d_projected) const {
+    if (accumulate) {
+      d_h.addmm_(d_out, weight);
+    } else {
+      at::mm_out(d_h, d_out, weight);
+    }
+    if (low_rank) {
+      at::mm_out(d_projected, d_out, b.t());
+      if (masked) d_projected.mul_(mask);
+      d_h.addmm_(d_projected, a.t());
+    }
+  }
+
+  // Gradients of weight, bias, A and B from all steps at once: rows of d(out), of the inputs h
+  // and of the (d_)projected buffers.
+  std::vector<at::Tensor> ParameterGrads(const at::Tensor& d_out_rows, const at::Tensor& h_rows,
+                                         const at::Tensor& projected, const at::Tensor& d_projected) const {
+    std::vector<at::Tensor> g = {d_out_rows.t().mm(h_rows), has_bias ? d_out_rows.sum(0) : at::Tensor(), at::Tensor(),
+                                 at::Tensor()};
+    if (low_rank) {
+      const int64_t rows = h_rows.size(0), k = a.size(1);
+      g[2] = h_rows.t().mm(d_projected.view({rows, k}));
+      g[3] = projected.view({rows, k}).t().mm(d_out_rows);
+    }
+    return g;
+  }
+
+  at::Tensor weight, bias, a, b, mask;
+  bool low_rank, masked, has_bias;
+};
+
 // A whole LSTM unroll: the per-step work is a handful of raw matmuls and one gate loop, with no
 // autograd graph per step; the backward runs BPTT by hand and forms the weight gradients of all
 // steps with one matmul each.
@@ -113,17 +171,16 @@ struct LstmSequenceFn : public torch::autograd::Function<LstmSequenceFn> {
                             const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b,
                             const at::Tensor& mask) {
     const int64_t n = gates_in.size(0), steps = gates_in.size(1), hid = state_in.size(1) / 2, g4 = 4 * hid;
-    const bool low_rank = a.numel() > 0, masked = mask.numel() > 0, has_bias = bias.numel() > 0;
-    const at::Tensor gx = (has_bias ? gates_in + bias : gates_in).contiguous();
+    const HiddenMap map(weight, bias, a, b, mask);
+    const at::Tensor gx = (map.has_bias ? gates_in + bias : gates_in).contiguous();
     const at::Tensor state0 = state_in.contiguous();
     const at::Tensor resets = resets_in.to(gx.scalar_type()).contiguous();
     const auto opts = gx.options();
     at::Tensor out = at::empty({n, steps, 2 * hid}, opts);
     at::Tensor acts = at::empty({steps, n, g4}, opts);
     at::Tensor entering = at::empty({steps, n, 2 * hid}, opts);  // the (reset) state entering each step
-    at::Tensor projected = low_rank ? at::empty({steps, n, a.size(1)}, opts) : at::Tensor();  // (h A) * mask
+    at::Tensor projected = at::empty({map.low_rank ? steps : 0, n, a.size(-1)}, opts);  // (h A) * mask
     at::Tensor tanh_cs = at::empty({steps, n, hid}, opts);
-    const at::Tensor wt = weight.t();
     AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "LstmSequence", [&] {
       scalar_t* o = out.data_ptr<scalar_t>();
       const scalar_t* rs = resets.data_ptr<scalar_t>();
@@ -139,21 +196,14 @@ struct LstmSequenceFn : public torch::autograd::Function<LstmSequenceFn> {
             for (int64_t j = 0; j < 2 * hid; ++j) s[r * 2 * hid + j] = prev[j] * keep;
           }
         }
-        const at::Tensor hk = sk.narrow(1, 0, hid);
         at::Tensor g = acts[k];
-        at::addmm_out(g, gx.select(1, k), hk, wt);
-        if (low_rank) {
-          at::Tensor pk = projected[k];
-          at::mm_out(pk, hk, a);
-          if (masked) pk.mul_(mask);
-          g.addmm_(pk, b);
-        }
+        map.Apply(sk.narrow(1, 0, hid), gx.select(1, k), g, map.low_rank ? projected[k] : at::Tensor());
         at::Tensor tanh_c = tanh_cs[k];
         LstmActivate<scalar_t>(g, sk.data_ptr<scalar_t>() + hid, 2 * hid, out.select(1, k), tanh_c);
       }
     });
     ctx->save_for_backward({acts, entering, tanh_cs, projected, resets, weight, a, b, mask});
-    ctx->saved_data["has_bias"] = has_bias;
+    ctx->saved_data["bias"] = bias;  // only its emptiness matters
     return out;
   }
 
@@ -163,15 +213,14 @@ struct LstmSequenceFn : public torch::autograd::Function<LstmSequenceFn> {
     const at::Tensor &acts = saved[0], &entering = saved[1], &tanh_cs = saved[2], &projected = saved[3],
                      &resets = saved[4], &weight = saved[5], &a = saved[6], &b = saved[7], &mask = saved[8];
     const int64_t steps = acts.size(0), n = acts.size(1), g4 = acts.size(2), hid = g4 / 4;
-    const bool low_rank = a.numel() > 0, masked = mask.numel() > 0;
+    const HiddenMap map(weight, ctx->saved_data["bias"].toTensor(), a, b, mask);
     const at::Tensor d_out =
         grads[0].defined() ? grads[0].contiguous() : at::zeros({n, steps, 2 * hid}, acts.options());
     const auto opts = acts.options();
     at::Tensor d_gates_t = at::empty({steps, n, g4}, opts);  // time-major d(gates)
-    at::Tensor d_projected = low_rank ? at::empty({steps, n, a.size(1)}, opts) : at::Tensor();
+    at::Tensor d_projected = at::empty_like(projected);
     at::Tensor d_total = at::empty({n, 2 * hid}, opts);  // d(state after step k), all uses
     at::Tensor d_h = at::empty({n, hid}, opts), d_c = at::empty({n, hid}, opts);
-    const at::Tensor bt = low_rank ? b.t() : at::Tensor(), at_ = low_rank ? a.t() : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "LstmSequenceBackward", [&] {
       const scalar_t* dout = d_out.data_ptr<scalar_t>();
       const scalar_t* rs = resets.data_ptr<scalar_t>();
@@ -186,13 +235,7 @@ struct LstmSequenceFn : public torch::autograd::Function<LstmSequenceFn> {
         LstmBackwardRows<scalar_t>(n, hid, acts[k].data_ptr<scalar_t>(), entering[k].data_ptr<scalar_t>() + hid,
                                    2 * hid, tanh_cs[k].data_ptr<scalar_t>(), dt, 2 * hid,
                                    dgk.data_ptr<scalar_t>(), d_c.data_ptr<scalar_t>(), hid);
-        at::mm_out(d_h, dgk, weight);
-        if (low_rank) {
-          at::Tensor dpk = d_projected[k];
-          at::mm_out(dpk, dgk, bt);
-          if (masked) dpk.mul_(mask);
-          d_h.addmm_(dpk, at_);
-        }
+        map.InputGrad(dgk, d_h, /*accumulate=*/false, map.low_rank ? d_projected[k] : at::Tensor());
         if (k == 0) break;
         for (int64_t r = 0; r < n; ++r) {
           const scalar_t keep = rs[r * steps + k];
@@ -205,54 +248,82 @@ struct LstmSequenceFn : public torch::autograd::Function<LstmSequenceFn> {
       }
     });
     const at::Tensor d_state = at::cat({d_h, d_c}, 1);
-    const at::Tensor dg_rows = d_gates_t.view({steps * n, g4});
-    const at::Tensor h_rows = entering.view({steps * n, 2 * hid}).narrow(1, 0, hid);
-    const at::Tensor d_weight = dg_rows.t().mm(h_rows);
-    const at::Tensor d_bias = ctx->saved_data["has_bias"].toBool() ? dg_rows.sum(0) : at::Tensor();
-    at::Tensor d_a, d_b;
-    if (low_rank) {
-      const int64_t k = a.size(1);
-      d_a = h_rows.t().mm(d_projected.view({steps * n, k}));
-      d_b = projected.view({steps * n, k}).t().mm(dg_rows);
-    }
-    return {d_gates_t.transpose(0, 1).contiguous(), d_state, at::Tensor(), d_weight, d_bias, d_a, d_b, at::Tensor()};
+    const auto g = map.ParameterGrads(d_gates_t.view({steps * n, g4}),
+                                      entering.view({steps * n, 2 * hid}).narrow(1, 0, hid), projected, d_projected);
+    return {d_gates_t.transpose(0, 1).contiguous(), d_state, at::Tensor(), g[0], g[1], g[2], g[3], at::Tensor()};
   }
 };
+
+// Activates one GRU step: gi (n, 3*hid, any row stride) and gh (n, 3*hid) pre-activations in
+// order r, z, n; h (n, hid) the state entering; valid (n) in {0, 1}. acts (n, 3*hid) receives r,
+// z, n; out (n, hid) the new state (h itself where valid is 0). Transcendentals are vectorised.
+template <typename T>
+void GruActivate(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& valid,
+                 at::Tensor& acts, at::Tensor& out) {
+  const int64_t n = h.size(0), hid = h.size(1), gs = gi.stride(0);
+  at::Tensor rz = acts.narrow(1, 0, 2 * hid);
+  at::add_out(rz, gi.narrow(1, 0, 2 * hid), gh.narrow(1, 0, 2 * hid));
+  rz.sigmoid_();
+  const T* i = gi.data_ptr<T>();
+  const T* g = gh.data_ptr<T>();
+  T* a = acts.data_ptr<T>();
+  for (int64_t row = 0; row < n; ++row) {
+    const T* ir = i + row * gs;
+    const int64_t base = row * 3 * hid;
+    for (int64_t k = 0; k < hid; ++k) a[base + 2 * hid + k] = ir[2 * hid + k] + a[base + k] * g[base + 2 * hid + k];
+  }
+  acts.narrow(1, 2 * hid, hid).tanh_();
+  const T* hp = h.data_ptr<T>();
+  const T* v = valid.data_ptr<T>();
+  T* o = out.data_ptr<T>();
+  for (int64_t row = 0; row < n; ++row) {
+    const T* ar = a + row * 3 * hid;
+    for (int64_t k = 0; k < hid; ++k) {
+      const T z = ar[hid + k], nn = ar[2 * hid + k];
+      const T h_old = hp[row * hid + k];
+      const T h_new = nn + z * (h_old - nn);
+      o[row * hid + k] = h_old + v[row] * (h_new - h_old);
+    }
+  }
+}
+
+// Backward of GruActivate: dout (n, hid) -> d(gi) (row stride dgs), d(gh) (n, 3*hid) and the
+// part of d(h) that flows through the gate math (n, hid).
+template <typename T>
+void GruBackwardRows(int64_t n, int64_t hid, const T* a, const T* g, const T* hp, const T* v, const T* dout, T* dgi,
+                     int64_t dgs, T* dgh, T* dh) {
+  for (int64_t row = 0; row < n; ++row) {
+    const T* ar = a + row * 3 * hid;
+    const T* gr = g + row * 3 * hid;
+    T* dgir = dgi + row * dgs;
+    T* dghr = dgh + row * 3 * hid;
+    for (int64_t k = 0; k < hid; ++k) {
+      const T r = ar[k], z = ar[hid + k], nn = ar[2 * hid + k];
+      const T h_old = hp[row * hid + k];
+      const T d = dout[row * hid + k];
+      const T d_hnew = v[row] * d;
+      const T d_an = d_hnew * (T(1) - z) * (T(1) - nn * nn);
+      const T d_ar = d_an * gr[2 * hid + k] * r * (T(1) - r);
+      const T d_az = d_hnew * (h_old - nn) * z * (T(1) - z);
+      dgir[k] = d_ar;
+      dgir[hid + k] = d_az;
+      dgir[2 * hid + k] = d_an;
+      dghr[k] = d_ar;
+      dghr[hid + k] = d_az;
+      dghr[2 * hid + k] = d_an * r;
+      dh[row * hid + k] = (T(1) - v[row]) * d + d_hnew * z;
+    }
+  }
+}
 
 struct GruPointwiseFn : public torch::autograd::Function<GruPointwiseFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gi_in, const at::Tensor& gh_in,
                             const at::Tensor& h_in, const at::Tensor& valid_in) {
     const at::Tensor gi = gi_in.contiguous(), gh = gh_in.contiguous(), h = h_in.contiguous(),
                      valid = valid_in.contiguous();
-    const int64_t n = h.size(0), hid = h.size(1);
-    at::Tensor acts = at::empty({n, 3 * hid}, h.options());  // r, z, n
+    at::Tensor acts = at::empty({h.size(0), 3 * h.size(1)}, h.options());  // r, z, n
     at::Tensor out = at::empty_like(h);
-    // r and z: one vectorised sigmoid over both; n: a loop for its input, then a vectorised tanh.
-    at::Tensor rz = acts.narrow(1, 0, 2 * hid);
-    at::add_out(rz, gi.narrow(1, 0, 2 * hid), gh.narrow(1, 0, 2 * hid));
-    rz.sigmoid_();
-    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "GruPointwise", [&] {
-      const scalar_t* i = gi.data_ptr<scalar_t>();
-      const scalar_t* g = gh.data_ptr<scalar_t>();
-      scalar_t* a = acts.data_ptr<scalar_t>();
-      for (int64_t row = 0; row < n; ++row) {
-        const int64_t base = row * 3 * hid;
-        for (int64_t k = 0; k < hid; ++k) a[base + 2 * hid + k] = i[base + 2 * hid + k] + a[base + k] * g[base + 2 * hid + k];
-      }
-      acts.narrow(1, 2 * hid, hid).tanh_();
-      const scalar_t* hp = h.data_ptr<scalar_t>();
-      const scalar_t* v = valid.data_ptr<scalar_t>();
-      scalar_t* o = out.data_ptr<scalar_t>();
-      for (int64_t row = 0; row < n; ++row) {
-        const scalar_t* ar = a + row * 3 * hid;
-        for (int64_t k = 0; k < hid; ++k) {
-          const scalar_t z = ar[hid + k], nn = ar[2 * hid + k];
-          const scalar_t h_old = hp[row * hid + k];
-          const scalar_t h_new = nn + z * (h_old - nn);
-          o[row * hid + k] = h_old + v[row] * (h_new - h_old);
-        }
-      }
-    });
+    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "GruPointwise", [&] { GruActivate<scalar_t>(gi, gh, h, valid, acts, out); });
     ctx->save_for_backward({acts, gh, h, valid});
     return out;
   }
@@ -260,45 +331,77 @@ struct GruPointwiseFn : public torch::autograd::Function<GruPointwiseFn> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor& acts = saved[0];
-    const at::Tensor& gh = saved[1];
-    const at::Tensor& h = saved[2];
-    const at::Tensor& valid = saved[3];
+    const at::Tensor &acts = saved[0], &gh = saved[1], &h = saved[2], &valid = saved[3];
     const at::Tensor d_out = grads[0].contiguous();
     const int64_t n = h.size(0), hid = h.size(1);
     at::Tensor d_gi = at::empty_like(acts), d_gh = at::empty_like(acts), d_h = at::empty_like(h);
     AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "GruPointwiseBackward", [&] {
-      const scalar_t* a = acts.data_ptr<scalar_t>();
-      const scalar_t* g = gh.data_ptr<scalar_t>();
-      const scalar_t* hp = h.data_ptr<scalar_t>();
-      const scalar_t* v = valid.data_ptr<scalar_t>();
-      const scalar_t* dout = d_out.data_ptr<scalar_t>();
-      scalar_t* dgi = d_gi.data_ptr<scalar_t>();
-      scalar_t* dgh = d_gh.data_ptr<scalar_t>();
-      scalar_t* dh = d_h.data_ptr<scalar_t>();
-      for (int64_t row = 0; row < n; ++row) {
-        const scalar_t* ar = a + row * 3 * hid;
-        const scalar_t* gr = g + row * 3 * hid;
-        for (int64_t k = 0; k < hid; ++k) {
-          const scalar_t r = ar[k], z = ar[hid + k], nn = ar[2 * hid + k];
-          const scalar_t h_old = hp[row * hid + k];
-          const scalar_t d = dout[row * hid + k];
-          const scalar_t d_hnew = v[row] * d;
-          const scalar_t d_an = d_hnew * (scalar_t(1) - z) * (scalar_t(1) - nn * nn);
-          const scalar_t d_ar = d_an * gr[2 * hid + k] * r * (scalar_t(1) - r);
-          const scalar_t d_az = d_hnew * (h_old - nn) * z * (scalar_t(1) - z);
-          const int64_t base = row * 3 * hid;
-          dgi[base + k] = d_ar;
-          dgi[base + hid + k] = d_az;
-          dgi[base + 2 * hid + k] = d_an;
-          dgh[base + k] = d_ar;
-          dgh[base + hid + k] = d_az;
-          dgh[base + 2 * hid + k] = d_an * r;
-          dh[row * hid + k] = (scalar_t(1) - v[row]) * d + d_hnew * z;
-        }
-      }
+      GruBackwardRows<scalar_t>(n, hid, acts.data_ptr<scalar_t>(), gh.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
+                                valid.data_ptr<scalar_t>(), d_out.data_ptr<scalar_t>(), d_gi.data_ptr<scalar_t>(),
+                                3 * hid, d_gh.data_ptr<scalar_t>(), d_h.data_ptr<scalar_t>());
     });
     return {d_gi, d_gh, d_h, at::Tensor()};
+  }
+};
+
+// A whole GRU over padded sequences, returning the last state, as one op: per step a few raw
+// matmuls and the gate loops; the backward runs BPTT by hand (as LstmSequenceFn). Inputs as
+// LstmSequenceFn, with valid (L, N) instead of resets; an absent bias/A/B/mask is an empty tensor.
+struct GruSequenceFn : public torch::autograd::Function<GruSequenceFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gi_in, const at::Tensor& h0,
+                            const at::Tensor& valid_in, const at::Tensor& weight, const at::Tensor& bias,
+                            const at::Tensor& a, const at::Tensor& b, const at::Tensor& mask) {
+    const at::Tensor gi = gi_in.contiguous();
+    const at::Tensor valid = valid_in.to(gi.scalar_type()).contiguous();
+    const int64_t n = gi.size(0), steps = gi.size(1), hid = h0.size(1), g3 = 3 * hid;
+    const HiddenMap map(weight, bias, a, b, mask);
+    const auto opts = gi.options();
+    at::Tensor states = at::empty({steps + 1, n, hid}, opts);  // states[t]: the state entering step t
+    at::Tensor acts = at::empty({steps, n, g3}, opts);
+    at::Tensor hidden_gates = at::empty({steps, n, g3}, opts);  // h W^T + b + low-rank term
+    at::Tensor projected = at::empty({map.low_rank ? steps : 0, n, a.size(-1)}, opts);
+    states[0].copy_(h0);
+    AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "GruSequence", [&] {
+      for (int64_t t = 0; t < steps; ++t) {
+        const at::Tensor h = states[t];
+        at::Tensor gh = hidden_gates[t];
+        map.Apply(h, at::Tensor(), gh, map.low_rank ? projected[t] : at::Tensor());
+        at::Tensor act = acts[t], next = states[t + 1];
+        GruActivate<scalar_t>(gi.select(1, t), gh, h, valid[t], act, next);
+      }
+    });
+    ctx->save_for_backward({states, acts, hidden_gates, projected, valid, weight, a, b, mask});
+    ctx->saved_data["bias"] = bias;  // only its emptiness matters
+    return states[steps].clone();
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &states = saved[0], &acts = saved[1], &hidden_gates = saved[2], &projected = saved[3],
+                     &valid = saved[4], &weight = saved[5], &a = saved[6], &b = saved[7], &mask = saved[8];
+    const int64_t steps = acts.size(0), n = acts.size(1), g3 = acts.size(2), hid = g3 / 3;
+    const HiddenMap map(weight, ctx->saved_data["bias"].toTensor(), a, b, mask);
+    const auto opts = acts.options();
+    at::Tensor d_h = grads[0].defined() ? grads[0].contiguous().clone() : at::zeros({n, hid}, opts);
+    at::Tensor d_prev = at::empty({n, hid}, opts);
+    at::Tensor d_gi = at::empty({n, steps, g3}, opts);
+    at::Tensor d_gh_all = at::empty({steps, n, g3}, opts);
+    at::Tensor d_projected = at::empty_like(projected);
+    AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "GruSequenceBackward", [&] {
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        at::Tensor dgh = d_gh_all[t];
+        GruBackwardRows<scalar_t>(n, hid, acts[t].data_ptr<scalar_t>(), hidden_gates[t].data_ptr<scalar_t>(),
+                                  states[t].data_ptr<scalar_t>(), valid[t].data_ptr<scalar_t>(),
+                                  d_h.data_ptr<scalar_t>(), d_gi.data_ptr<scalar_t>() + t * g3, steps * g3,
+                                  dgh.data_ptr<scalar_t>(), d_prev.data_ptr<scalar_t>());
+        map.InputGrad(dgh, d_prev, /*accumulate=*/true, map.low_rank ? d_projected[t] : at::Tensor());
+        std::swap(d_h, d_prev);
+      }
+    });
+    const auto g = map.ParameterGrads(d_gh_all.view({steps * n, g3}),
+                                      states.narrow(0, 0, steps).reshape({steps * n, hid}), projected, d_projected);
+    return {d_gi, d_h, at::Tensor(), g[0], g[1], g[2], g[3], at::Tensor()};
   }
 };
 
@@ -324,6 +427,39 @@ at::Tensor GruPointwise(const at::Tensor& gi, const at::Tensor& gh, const at::Te
   const at::Tensor n = (i[2] + r * hc[2]).tanh();
   const at::Tensor h_new = n + z * (h - n);
   return h + v.unsqueeze(1) * (h_new - h);
+}
+
+bool GruSequenceIsFused(const at::Tensor& gi, const at::Tensor& h0, const RecurrentMap& map) {
+  return LstmSequenceIsFused(gi, h0, map);
+}
+
+at::Tensor GruSequence(const at::Tensor& gi, const at::Tensor& h0, const at::Tensor& valid, const RecurrentMap& map) {
+  const int64_t hid = map.weight.size(1);
+  TORCH_CHECK(gi.dim() == 3 && gi.size(2) == 3 * hid && map.weight.size(0) == 3 * hid, "GruSequence: input gates ",
+              gi.sizes(), " and weight ", map.weight.sizes(), " do not match (N, L, 3*hidden) and (3*hidden, hidden)");
+  TORCH_CHECK(h0.dim() == 2 && h0.size(0) == gi.size(0) && h0.size(1) == hid, "GruSequence: state ", h0.sizes(),
+              " for input gates ", gi.sizes());
+  TORCH_CHECK(valid.dim() == 2 && valid.size(0) == gi.size(1) && valid.size(1) == gi.size(0), "GruSequence: valid ",
+              valid.sizes(), " for input gates ", gi.sizes(), " (expected (L, N))");
+  TORCH_CHECK(map.a.defined() == map.b.defined(), "GruSequence: low-rank factors A and B come together");
+  if (GruSequenceIsFused(gi, h0, map)) {
+    const at::Tensor none = at::empty({0}, gi.options());
+    auto or_none = [&](const at::Tensor& t) { return t.defined() ? t : none; };
+    return GruSequenceFn::apply(gi, h0, valid.detach(), map.weight, or_none(map.bias), or_none(map.a),
+                                or_none(map.b), map.mask.defined() ? map.mask.detach() : none);
+  }
+  at::Tensor h = h0;
+  const std::vector<at::Tensor> steps = gi.unbind(1);
+  for (size_t t = 0; t < steps.size(); ++t) {
+    at::Tensor gh = at::linear(h, map.weight, map.bias);
+    if (map.a.defined()) {
+      at::Tensor p = h.mm(map.a);
+      if (map.mask.defined()) p = p * map.mask;
+      gh = gh + p.mm(map.b);
+    }
+    h = GruPointwise(steps[t], gh, h, valid[static_cast<int64_t>(t)]);
+  }
+  return h;
 }
 
 bool LstmSequenceIsFused(const at::Tensor& gates, const at::Tensor& state, const RecurrentMap& map) {

@@ -41,4 +41,14 @@ bool LstmSequenceIsFused(const at::Tensor& gates, const at::Tensor& state, const
 at::Tensor LstmSequence(const at::Tensor& gates, const at::Tensor& state, const at::Tensor& resets,
                         const RecurrentMap& map);
 
+/// Whether GruSequence runs its fused CPU kernel for these inputs (see LstmSequenceIsFused).
+bool GruSequenceIsFused(const at::Tensor& gi, const at::Tensor& h0, const RecurrentMap& map);
+
+/// A GRU over padded sequences as one autograd op: input gates gi (N, L, 3*hidden) (input
+/// projections, the input layer's bias included, order r, z, n as torch.nn.GRU), initial state
+/// h0 (N, hidden), valid (L, N) in {0, 1} (a row keeps its state where 0) and the hidden map
+/// (3*hidden rows) -> the state after the last step (N, hidden). Gradients reach gi, h0 and every
+/// tensor of `map` except its mask.
+at::Tensor GruSequence(const at::Tensor& gi, const at::Tensor& h0, const at::Tensor& valid, const RecurrentMap& map);
+
 }  // namespace skillgrid::agents

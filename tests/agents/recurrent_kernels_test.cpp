@@ -1,5 +1,5 @@
-// Tests of agents/recurrent_kernels: the fused LSTM/GRU steps and the fused LSTM unroll against
-// the plain autograd formulas, in double precision.
+// Tests of agents/recurrent_kernels: the fused LSTM/GRU steps and the fused LSTM/GRU sequences
+// against the plain autograd formulas, in double precision.
 #include "agents/recurrent_kernels.h"
 
 #include <gtest/gtest.h>
@@ -125,6 +125,73 @@ TEST_P(LstmSequenceTest, FusedUnrollMatchesStepByStepAutogradInValuesAndGradient
 INSTANTIATE_TEST_SUITE_P(Maps, LstmSequenceTest,
                          ::testing::Values(SequenceCase{false, false, true}, SequenceCase{true, false, true},
                                            SequenceCase{true, true, true}, SequenceCase{true, true, false}),
+                         [](const ::testing::TestParamInfo<SequenceCase>& info) {
+                           const SequenceCase& c = info.param;
+                           return std::string(c.low_rank ? "LowRank" : "Plain") + (c.mask ? "Masked" : "") +
+                                  (c.bias ? "WithBias" : "NoBias");
+                         });
+
+// Reference GRU over padded sequences with plain autograd ops (torch.nn.GRU's formula).
+at::Tensor ReferenceGru(const at::Tensor& gi, const at::Tensor& h0, const at::Tensor& valid, const RecurrentMap& map) {
+  at::Tensor h = h0;
+  for (int64_t t = 0; t < gi.size(1); ++t) {
+    at::Tensor gh = at::linear(h, map.weight, map.bias);
+    if (map.a.defined()) {
+      at::Tensor p = h.mm(map.a);
+      if (map.mask.defined()) p = p * map.mask;
+      gh = gh + p.mm(map.b);
+    }
+    auto i = gi.select(1, t).chunk(3, 1);
+    auto hc = gh.chunk(3, 1);
+    const at::Tensor r = (i[0] + hc[0]).sigmoid(), z = (i[1] + hc[1]).sigmoid();
+    const at::Tensor n = (i[2] + r * hc[2]).tanh();
+    h = h + valid[t].unsqueeze(1) * (n + z * (h - n) - h);
+  }
+  return h;
+}
+
+class GruSequenceTest : public ::testing::TestWithParam<SequenceCase> {};
+
+TEST_P(GruSequenceTest, FusedGruMatchesStepByStepAutogradInValuesAndGradients) {
+  // Sequences of different lengths (rows keep their state once ended), a mixed-task low-rank
+  // map: the hand-written BPTT must match autograd through the plain formula.
+  const SequenceCase cfg = GetParam();
+  torch::manual_seed(13);
+  const int64_t n = 4, steps = 5, hid = 3, k = 4;
+  auto leaf = [](at::Tensor t) { return t.requires_grad_(); };
+  const at::Tensor gi = leaf(at::randn({n, steps, 3 * hid}, at::kDouble));
+  const at::Tensor h0 = leaf(at::randn({n, hid}, at::kDouble));
+  const at::Tensor lengths = at::tensor({5, 2, 4, 1}, at::kLong);
+  const at::Tensor valid = (lengths.unsqueeze(0) > at::arange(steps).unsqueeze(1)).to(at::kDouble);  // (L, N)
+  RecurrentMap map;
+  map.weight = leaf(at::randn({3 * hid, hid}, at::kDouble));
+  if (cfg.bias) map.bias = leaf(at::randn({3 * hid}, at::kDouble));
+  if (cfg.low_rank) {
+    map.a = leaf(at::randn({hid, k}, at::kDouble));
+    map.b = leaf(at::randn({k, 3 * hid}, at::kDouble));
+    if (cfg.mask) map.mask = (at::arange(n).unsqueeze(1) % 2 == at::arange(k).unsqueeze(0) / 2).to(at::kDouble);
+  }
+  ASSERT_TRUE(GruSequenceIsFused(gi, h0, map));
+  const at::Tensor fused = GruSequence(gi, h0, valid, map);
+  const at::Tensor ref = ReferenceGru(gi, h0, valid, map);
+  ASSERT_TRUE(at::allclose(fused, ref, 1e-12, 1e-12));
+  std::vector<at::Tensor> inputs = {gi, h0, map.weight};
+  for (const at::Tensor* t : {&map.bias, &map.a, &map.b}) {
+    if (t->defined()) inputs.push_back(*t);
+  }
+  const at::Tensor weights = at::randn(fused.sizes(), at::kDouble);
+  const auto d_fused = torch::autograd::grad({(fused * weights).sum()}, inputs);
+  const auto d_ref = torch::autograd::grad({(ref * weights).sum()}, inputs);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    EXPECT_TRUE(at::allclose(d_fused[i], d_ref[i], 1e-10, 1e-12)) << "input " << i;
+  }
+  // Row 3 ended after one step: its later input gates get no gradient.
+  EXPECT_EQ(d_fused[0][3].narrow(0, 1, steps - 1).abs().sum().item<double>(), 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Maps, GruSequenceTest,
+                         ::testing::Values(SequenceCase{false, false, true}, SequenceCase{true, true, true},
+                                           SequenceCase{true, true, false}),
                          [](const ::testing::TestParamInfo<SequenceCase>& info) {
                            const SequenceCase& c = info.param;
                            return std::string(c.low_rank ? "LowRank" : "Plain") + (c.mask ? "Masked" : "") +
