@@ -6,7 +6,6 @@
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/pooling.h>
 
-#include "agents/pooling.h"
 #include "envs/tokenizer.h"
 #include "skills/router.h"
 #include "skills/skill_conv_embedding.h"
@@ -131,7 +130,8 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
   const std::string& arch = options.arch();
   if (arch == "small") {
     at::Tensor x = obs.images.permute({0, 3, 1, 2}).to(at::kFloat);
-    x = MaxPoolRelu(sconv1_->forward(x, batch), 2, 2);  // = max_pool(relu(conv1))
+    x = at::relu(sconv1_->forward(x, batch));
+    x = at::max_pool2d(x, {2, 2});
     x = at::relu(sconv2_->forward(x, batch));
     x = at::relu(sconv3_->forward(x, batch));
     return x.flatten(1);
@@ -145,8 +145,8 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
     x = at::relu(bn2_->forward(conv2_->forward(x, batch)));
   } else {
     x = obs.images.permute({0, 3, 1, 2}).to(at::kFloat);
-    x = MaxPoolRelu(bn1_->forward(conv1_->forward(x, batch)), 2, 2);
-    x = MaxPoolRelu(bn2_->forward(conv2_->forward(x, batch)), 2, 2);
+    x = at::max_pool2d(at::relu(bn1_->forward(conv1_->forward(x, batch))), {2, 2}, {2, 2});
+    x = at::max_pool2d(at::relu(bn2_->forward(conv2_->forward(x, batch))), {2, 2}, {2, 2});
   }
   const bool residual = arch == "bow_endpool_res";
   for (auto& f : films_) {
@@ -157,7 +157,12 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
     y = at::relu(f.bn2->forward(y * g + b));
     x = residual ? y + x : y;
   }
-  return (residual ? MaxPoolRelu(x, 7, 2) : MaxPoolRelu(x, 2, 2)).flatten(1);
+  if (residual) {
+    x = at::max_pool2d(x, {7, 7}, {2, 2});
+  } else {
+    x = at::max_pool2d(x, {2, 2}, {2, 2});
+  }
+  return at::relu(x).flatten(1);
 }
 
 at::Tensor ActorCriticImpl::EncodeInstructions(const Observation& obs) {
