@@ -143,6 +143,10 @@ SkillWeights RouterImpl::WeightsForTasks(const at::Tensor& tasks) {
   TORCH_CHECK(tasks.dim() == 1, "Router: tasks must be 1-D, got shape ", tasks.sizes());
   const auto tasks_long = tasks.to(at::kLong);
   if (tasks_long.numel() > 0) CheckTaskRange(tasks_long.min().item<int64_t>(), tasks_long.max().item<int64_t>());
+  return WeightsForCheckedTasks(tasks_long);
+}
+
+SkillWeights RouterImpl::WeightsForCheckedTasks(const at::Tensor& tasks_long) {
   const int64_t u = tasks_long.size(0), h = n_splits(), s = n_skills();
   if (options.kind() == RouterKind::kMu) {
     const auto w = at::full({u, h, s}, 1.0 / static_cast<double>(s));
@@ -165,8 +169,10 @@ SkillWeights RouterImpl::WeightsForTasks(const at::Tensor& tasks) {
 }
 
 SkillWeights RouterImpl::forward(const TaskBatch& batch) {
+  // The batch's host copy of its tasks checks the range without reading the device (a sync on
+  // CUDA per routed layer).
   if (batch.num_unique() > 0) CheckTaskRange(batch.unique_task_list.front(), batch.max_task());
-  return WeightsForTasks(batch.unique_tasks);
+  return WeightsForCheckedTasks(batch.unique_tasks.to(at::kLong));
 }
 
 at::Tensor RouterImpl::Probabilities() const {

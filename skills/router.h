@@ -132,6 +132,7 @@ class RouterImpl : public torch::nn::Cloneable<RouterImpl> {
 
  private:
   at::Tensor ScoresForTasks(const at::Tensor& tasks, bool sample) const;
+  SkillWeights WeightsForCheckedTasks(const at::Tensor& tasks_long);
   void CheckTaskRange(int64_t min_task, int64_t max_task) const;
 
   at::Tensor logits_;
