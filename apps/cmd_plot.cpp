@@ -99,7 +99,9 @@ int RunPlot(const PlotOptions& o) {
 void AddPlotCommand(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<PlotOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "plot", "Write a run's plots/: learning curves, evaluation curves and routing heatmaps (PNG)");
+      "plot",
+      "Write a run's plots/ (learning curves, evaluation curves, routing heatmaps; PNG), or with --compare one "
+      "chart of several runs' mean success");
   cmd->add_option("--run", o->run, "run directory (log.csv, eval.csv, skills.json): writes its plots/");
   cmd->add_option("--compare", o->compare,
                   "run directories (comma-separated) drawn as one chart of mean success, e.g. Shared vs Poly")
