@@ -193,17 +193,9 @@ at::Tensor ActorCriticImpl::StepMemory(const at::Tensor& gates, const at::Tensor
   return memory_->forward(at::Tensor(), memory, batch, gates);
 }
 
-PreparedLinear ActorCriticImpl::PrepareMemory(const skills::TaskBatch& batch) {
-  return memory_->PrepareRecurrent(batch);
-}
-
 at::Tensor ActorCriticImpl::UnrollMemory(const at::Tensor& gates, const at::Tensor& memory, const at::Tensor& resets,
                                          const skills::TaskBatch& sequence_batch) {
   return memory_->Unroll(gates, memory, resets, memory_->PrepareRecurrent(sequence_batch));
-}
-
-at::Tensor ActorCriticImpl::StepMemory(const at::Tensor& gates, const at::Tensor& memory, const PreparedLinear& hh) {
-  return memory_->Step(gates, memory, hh);
 }
 
 PolicyOutput ActorCriticImpl::Heads(const Encoded& enc, const at::Tensor& memory, const skills::TaskBatch& batch) {

@@ -101,16 +101,11 @@ class ActorCriticImpl : public torch::nn::Cloneable<ActorCriticImpl> {
   at::Tensor MemoryGates(const Encoded& enc, const skills::TaskBatch& batch);
   /// One memory step from precomputed gates (B, 4*memory_dim) and memory (B, memory_size).
   at::Tensor StepMemory(const at::Tensor& gates, const at::Tensor& memory, const skills::TaskBatch& batch);
-  /// The memory cell's hidden-to-hidden map with its routing resolved for `batch`: BPTT prepares
-  /// once per sequence (one routing draw) and steps with the overload below.
-  PreparedLinear PrepareMemory(const skills::TaskBatch& batch);
   /// The memory over whole sequences (BPTT): gates (N, R, 4*memory_dim) from MemoryGates, start
   /// memory (N, memory_size), resets (N, R) (0 where an episode starts before step k > 0) and the
   /// task of each sequence -> memories after each step (N, R, memory_size); one routing draw.
   at::Tensor UnrollMemory(const at::Tensor& gates, const at::Tensor& memory, const at::Tensor& resets,
                           const skills::TaskBatch& sequence_batch);
-  /// One memory step with a prepared hidden map (see PrepareMemory).
-  at::Tensor StepMemory(const at::Tensor& gates, const at::Tensor& memory, const PreparedLinear& hh);
   /// Actor and critic on the memory (B, memory_size) and the encoding of the same rows.
   PolicyOutput Heads(const Encoded& enc, const at::Tensor& memory, const skills::TaskBatch& batch);
   /// One full step: encode, update memory, heads. Returns log-probs, values and the new memory.

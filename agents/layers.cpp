@@ -265,16 +265,7 @@ at::Tensor LstmCellImpl::Unroll(const at::Tensor& gates, const at::Tensor& state
   RecurrentMap map;
   if (hh.ToRecurrentMap(&map)) return LstmSequence(gates, state, resets, map);
   // No matmul form (e.g. several routing heads): step with the prepared layer.
-  std::vector<at::Tensor> outs;
-  const std::vector<at::Tensor> step_gates = gates.unbind(1);
-  const std::vector<at::Tensor> keep = resets.to(state.scalar_type()).unsqueeze(2).unbind(1);
-  at::Tensor s = state;
-  for (size_t k = 0; k < step_gates.size(); ++k) {
-    if (k > 0) s = s * keep[k];
-    s = Step(step_gates[k], s, hh);
-    outs.push_back(s);
-  }
-  return at::stack(outs, 1);
+  return LstmSteps(gates, state, resets, [&](const at::Tensor& h) { return hh.Apply(h); });
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -303,13 +294,7 @@ at::Tensor InstructionEncoderImpl::forward(const at::Tensor& tokens, const at::T
                                      .to(h.scalar_type());  // (L, U)
   RecurrentMap map;
   if (hh.ToRecurrentMap(&map)) return GruSequence(gi, h, valid_steps, map);
-  // unbind, not select per step: select's backward writes a full-size zero tensor per step.
-  const std::vector<at::Tensor> gi_steps = gi.unbind(1);
-  for (int64_t t = 0; t < steps; ++t) {
-    // Rows whose instruction already ended keep their last valid output.
-    h = GruPointwise(gi_steps[static_cast<size_t>(t)], hh.Apply(h), h, valid_steps[t]);
-  }
-  return h;
+  return GruSteps(gi, h, valid_steps, [&](const at::Tensor& x) { return hh.Apply(x); });
 }
 
 }  // namespace skillgrid::agents

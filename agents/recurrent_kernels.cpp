@@ -429,8 +429,46 @@ at::Tensor GruPointwise(const at::Tensor& gi, const at::Tensor& gh, const at::Te
   return h + v.unsqueeze(1) * (h_new - h);
 }
 
-bool GruSequenceIsFused(const at::Tensor& gi, const at::Tensor& h0, const RecurrentMap& map) {
-  return LstmSequenceIsFused(gi, h0, map);
+at::Tensor RecurrentMap::Apply(const at::Tensor& h) const {
+  at::Tensor out = at::linear(h, weight, bias);
+  if (!a.defined()) return out;
+  at::Tensor p = h.mm(a);
+  if (mask.defined()) p = p * mask;
+  return out + p.mm(b);
+}
+
+bool SequenceIsFused(const at::Tensor& gates, const at::Tensor& state, const RecurrentMap& map) {
+  if (!FusableOnCpu({gates, state, map.weight})) return false;
+  for (const at::Tensor* t : {&map.bias, &map.a, &map.b, &map.mask}) {
+    if (t->defined() && (!t->device().is_cpu() || t->scalar_type() != gates.scalar_type())) return false;
+  }
+  return gates.scalar_type() == state.scalar_type() && gates.scalar_type() == map.weight.scalar_type();
+}
+
+at::Tensor LstmSteps(const at::Tensor& gates, const at::Tensor& state, const at::Tensor& resets,
+                     const HiddenGates& hidden) {
+  const int64_t hid = state.size(1) / 2;
+  std::vector<at::Tensor> outs;
+  // unbind, not select per step: select's backward writes a full-size zero tensor per step.
+  const std::vector<at::Tensor> step_gates = gates.unbind(1);
+  const std::vector<at::Tensor> keep = resets.to(state.scalar_type()).unsqueeze(2).unbind(1);
+  at::Tensor s = state;
+  for (size_t k = 0; k < step_gates.size(); ++k) {
+    if (k > 0) s = s * keep[k];
+    s = LstmPointwise(step_gates[k] + hidden(s.narrow(1, 0, hid)), s.narrow(1, hid, hid));
+    outs.push_back(s);
+  }
+  return at::stack(outs, 1);
+}
+
+at::Tensor GruSteps(const at::Tensor& gi, const at::Tensor& h0, const at::Tensor& valid, const HiddenGates& hidden) {
+  at::Tensor h = h0;
+  const std::vector<at::Tensor> steps = gi.unbind(1);
+  for (size_t t = 0; t < steps.size(); ++t) {
+    // Rows whose sequence already ended keep their last valid state.
+    h = GruPointwise(steps[t], hidden(h), h, valid[static_cast<int64_t>(t)]);
+  }
+  return h;
 }
 
 at::Tensor GruSequence(const at::Tensor& gi, const at::Tensor& h0, const at::Tensor& valid, const RecurrentMap& map) {
@@ -442,32 +480,13 @@ at::Tensor GruSequence(const at::Tensor& gi, const at::Tensor& h0, const at::Ten
   TORCH_CHECK(valid.dim() == 2 && valid.size(0) == gi.size(1) && valid.size(1) == gi.size(0), "GruSequence: valid ",
               valid.sizes(), " for input gates ", gi.sizes(), " (expected (L, N))");
   TORCH_CHECK(map.a.defined() == map.b.defined(), "GruSequence: low-rank factors A and B come together");
-  if (GruSequenceIsFused(gi, h0, map)) {
+  if (SequenceIsFused(gi, h0, map)) {
     const at::Tensor none = at::empty({0}, gi.options());
     auto or_none = [&](const at::Tensor& t) { return t.defined() ? t : none; };
     return GruSequenceFn::apply(gi, h0, valid.detach(), map.weight, or_none(map.bias), or_none(map.a),
                                 or_none(map.b), map.mask.defined() ? map.mask.detach() : none);
   }
-  at::Tensor h = h0;
-  const std::vector<at::Tensor> steps = gi.unbind(1);
-  for (size_t t = 0; t < steps.size(); ++t) {
-    at::Tensor gh = at::linear(h, map.weight, map.bias);
-    if (map.a.defined()) {
-      at::Tensor p = h.mm(map.a);
-      if (map.mask.defined()) p = p * map.mask;
-      gh = gh + p.mm(map.b);
-    }
-    h = GruPointwise(steps[t], gh, h, valid[static_cast<int64_t>(t)]);
-  }
-  return h;
-}
-
-bool LstmSequenceIsFused(const at::Tensor& gates, const at::Tensor& state, const RecurrentMap& map) {
-  if (!FusableOnCpu({gates, state, map.weight})) return false;
-  for (const at::Tensor* t : {&map.bias, &map.a, &map.b, &map.mask}) {
-    if (t->defined() && (!t->device().is_cpu() || t->scalar_type() != gates.scalar_type())) return false;
-  }
-  return gates.scalar_type() == state.scalar_type() && gates.scalar_type() == map.weight.scalar_type();
+  return GruSteps(gi, h0, valid, [&](const at::Tensor& h) { return map.Apply(h); });
 }
 
 at::Tensor LstmSequence(const at::Tensor& gates, const at::Tensor& state, const at::Tensor& resets,
@@ -480,30 +499,14 @@ at::Tensor LstmSequence(const at::Tensor& gates, const at::Tensor& state, const 
   TORCH_CHECK(resets.sizes() == gates.sizes().slice(0, 2), "LstmSequence: resets ", resets.sizes(), " for gates ",
               gates.sizes());
   TORCH_CHECK(map.a.defined() == map.b.defined(), "LstmSequence: low-rank factors A and B come together");
-  if (LstmSequenceIsFused(gates, state, map)) {
+  if (SequenceIsFused(gates, state, map)) {
     // Custom autograd functions take no undefined tensors: an absent part travels as an empty one.
     const at::Tensor none = at::empty({0}, gates.options());
     auto or_none = [&](const at::Tensor& t) { return t.defined() ? t : none; };
     return LstmSequenceFn::apply(gates, state, resets.detach(), map.weight, or_none(map.bias), or_none(map.a),
                                  or_none(map.b), map.mask.defined() ? map.mask.detach() : none);
   }
-  std::vector<at::Tensor> outs;
-  const std::vector<at::Tensor> step_gates = gates.unbind(1);
-  const std::vector<at::Tensor> keep = resets.to(state.scalar_type()).unsqueeze(2).unbind(1);
-  at::Tensor s = state;
-  for (size_t k = 0; k < step_gates.size(); ++k) {
-    if (k > 0) s = s * keep[k];
-    const at::Tensor h = s.narrow(1, 0, hid);
-    at::Tensor g = step_gates[k] + at::linear(h, map.weight, map.bias);
-    if (map.a.defined()) {
-      at::Tensor p = h.mm(map.a);
-      if (map.mask.defined()) p = p * map.mask;
-      g = g + p.mm(map.b);
-    }
-    s = LstmPointwise(g, s.narrow(1, hid, hid));
-    outs.push_back(s);
-  }
-  return at::stack(outs, 1);
+  return LstmSteps(gates, state, resets, [&](const at::Tensor& h) { return map.Apply(h); });
 }
 
 }  // namespace skillgrid::agents

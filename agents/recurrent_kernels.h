@@ -2,6 +2,8 @@
 // unroll (BPTT) as one op, because on CPU the per-op cost of tiny recurrent steps dominates.
 #pragma once
 
+#include <functional>
+
 #include <ATen/ATen.h>
 
 namespace skillgrid::agents {
@@ -27,11 +29,24 @@ struct RecurrentMap {
   at::Tensor a, b;
   /// (N, K) row mask of the low-rank term, or undefined.
   at::Tensor mask;
+
+  /// The map applied to h (N, hidden) with plain autograd ops.
+  at::Tensor Apply(const at::Tensor& h) const;
 };
 
-/// Whether LstmSequence runs its fused CPU kernel for these inputs (CPU, float or double, one
-/// dtype); otherwise it runs step-by-step autograd ops with the same results.
-bool LstmSequenceIsFused(const at::Tensor& gates, const at::Tensor& state, const RecurrentMap& map);
+/// Whether LstmSequence / GruSequence run their fused CPU kernel for these inputs (CPU, float or
+/// double, one dtype); otherwise they step with autograd ops and give the same results.
+bool SequenceIsFused(const at::Tensor& gates, const at::Tensor& state, const RecurrentMap& map);
+
+/// A recurrence's hidden map as a function h -> hidden gates, for the step-by-step paths.
+using HiddenGates = std::function<at::Tensor(const at::Tensor& h)>;
+
+/// LstmSequence's semantics step by step with autograd ops, for any hidden map.
+at::Tensor LstmSteps(const at::Tensor& gates, const at::Tensor& state, const at::Tensor& resets,
+                     const HiddenGates& hidden);
+
+/// GruSequence's semantics step by step with autograd ops, for any hidden map.
+at::Tensor GruSteps(const at::Tensor& gi, const at::Tensor& h0, const at::Tensor& valid, const HiddenGates& hidden);
 
 /// A whole LSTM unroll as one autograd op: input gates (N, R, 4*hidden) (input projections,
 /// bias of the input layer included), initial state (N, 2*hidden) = concat(h, c), resets
@@ -40,9 +55,6 @@ bool LstmSequenceIsFused(const at::Tensor& gates, const at::Tensor& state, const
 /// and every tensor of `map` except its mask.
 at::Tensor LstmSequence(const at::Tensor& gates, const at::Tensor& state, const at::Tensor& resets,
                         const RecurrentMap& map);
-
-/// Whether GruSequence runs its fused CPU kernel for these inputs (see LstmSequenceIsFused).
-bool GruSequenceIsFused(const at::Tensor& gi, const at::Tensor& h0, const RecurrentMap& map);
 
 /// A GRU over padded sequences as one autograd op: input gates gi (N, L, 3*hidden) (input
 /// projections, the input layer's bias included, order r, z, n as torch.nn.GRU), initial state

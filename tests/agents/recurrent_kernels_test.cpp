@@ -102,7 +102,7 @@ TEST_P(LstmSequenceTest, FusedUnrollMatchesStepByStepAutogradInValuesAndGradient
     map.b = leaf(at::randn({k, 4 * hid}, at::kDouble));
     if (cfg.mask) map.mask = (at::arange(n).unsqueeze(1) % 2 == at::arange(k).unsqueeze(0) / 3).to(at::kDouble);
   }
-  ASSERT_TRUE(LstmSequenceIsFused(gates, state, map));
+  ASSERT_TRUE(SequenceIsFused(gates, state, map));
   const at::Tensor fused = LstmSequence(gates, state, resets, map);
   const at::Tensor ref = ReferenceUnroll(gates, state, resets, map);
   ASSERT_EQ(fused.sizes(), ref.sizes());
@@ -171,7 +171,7 @@ TEST_P(GruSequenceTest, FusedGruMatchesStepByStepAutogradInValuesAndGradients) {
     map.b = leaf(at::randn({k, 3 * hid}, at::kDouble));
     if (cfg.mask) map.mask = (at::arange(n).unsqueeze(1) % 2 == at::arange(k).unsqueeze(0) / 2).to(at::kDouble);
   }
-  ASSERT_TRUE(GruSequenceIsFused(gi, h0, map));
+  ASSERT_TRUE(SequenceIsFused(gi, h0, map));
   const at::Tensor fused = GruSequence(gi, h0, valid, map);
   const at::Tensor ref = ReferenceGru(gi, h0, valid, map);
   ASSERT_TRUE(at::allclose(fused, ref, 1e-12, 1e-12));
@@ -199,25 +199,33 @@ INSTANTIATE_TEST_SUITE_P(Maps, GruSequenceTest,
                          });
 
 TEST(RecurrentKernels, LstmCellUnrollEqualsItsStepsWithTheSamePreparedMap) {
-  // The fused path (Poly low-rank, one head) and the stepping path agree in float.
+  // Both unroll paths against the cell's own steps, in float: the fused kernel (Poly low-rank,
+  // one head: a matmul form) and the stepping fallback (MHR with two heads: no matmul form).
   torch::manual_seed(12);
-  RoutingOptions poly = RoutingOptions().router("poly").n_tasks(3).n_skills(4).rank(2);
-  LstmCell cell(poly, LayerFamily::kMemory, 6, 5);
-  for (auto& p : cell->parameters()) {
-    torch::NoGradGuard no_grad;
-    p.normal_(0.0, 0.5);
-  }
-  const auto batch = skills::TaskBatch::FromTaskIds(at::tensor({2, 0, 0, 1}, at::kLong));
-  const PreparedLinear hh = cell->PrepareRecurrent(batch);
-  const at::Tensor gates = at::randn({4, 3, 20});
-  const at::Tensor state = at::randn({4, 10});
-  const at::Tensor resets = at::tensor({1.f, 1.f, 0.f, 1.f, 0.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 0.f}).view({4, 3});
-  const at::Tensor unrolled = cell->Unroll(gates, state, resets, hh);
-  at::Tensor s = state;
-  for (int64_t k = 0; k < 3; ++k) {
-    if (k > 0) s = s * resets.select(1, k).unsqueeze(1);
-    s = cell->Step(gates.select(1, k), s, hh);
-    EXPECT_TRUE(at::allclose(unrolled.select(1, k), s, 1e-5, 1e-6)) << "step " << k;
+  for (const RoutingOptions& routing : {RoutingOptions().router("poly").n_tasks(3).n_skills(4).rank(2),
+                                        RoutingOptions().router("mhr").n_tasks(3).n_skills(4).rank(2).heads(2)}) {
+    LstmCell cell(routing, LayerFamily::kMemory, 6, 6);
+    for (auto& p : cell->parameters()) {
+      torch::NoGradGuard no_grad;
+      p.normal_(0.0, 0.5);
+    }
+    // Without a matmul form a prepared layer re-runs the layer, which in training mode draws new
+    // routing each call; eval mode makes the stepping fallback deterministic.
+    if (routing.heads() > 1) cell->eval();
+    const auto batch = skills::TaskBatch::FromTaskIds(at::tensor({2, 0, 0, 1}, at::kLong));
+    const PreparedLinear hh = cell->PrepareRecurrent(batch);
+    RecurrentMap map;
+    EXPECT_EQ(hh.ToRecurrentMap(&map), routing.heads() == 1) << routing.router();
+    const at::Tensor gates = at::randn({4, 3, 24});
+    const at::Tensor state = at::randn({4, 12});
+    const at::Tensor resets = at::tensor({1.f, 1.f, 0.f, 1.f, 0.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 0.f}).view({4, 3});
+    const at::Tensor unrolled = cell->Unroll(gates, state, resets, hh);
+    at::Tensor s = state;
+    for (int64_t k = 0; k < 3; ++k) {
+      if (k > 0) s = s * resets.select(1, k).unsqueeze(1);
+      s = cell->Step(gates.select(1, k), s, hh);
+      EXPECT_TRUE(at::allclose(unrolled.select(1, k), s, 1e-5, 1e-6)) << routing.router() << " step " << k;
+    }
   }
 }
 
