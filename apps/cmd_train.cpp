@@ -138,8 +138,9 @@ int RunTrain(TrainFlags& f) {
   const TrainConfig& c = trainer.config();
   std::cerr << "skillgrid train: " << c.algo << " on " << c.levels.size() << " level(s), model " << c.model
             << " (" << trainer.model()->NumParameters() << " parameters), router " << c.router << ", "
-            << c.ResolvedThreads() << " env / " << c.ResolvedTorchThreads() << " torch thread(s), device " << c.device << ", " << c.total_updates() * c.frames_per_update()
-            << " frames; run directory " << c.run_dir;
+            << c.ResolvedThreads() << " env / " << c.ResolvedTorchThreads() << " torch thread(s) x "
+            << c.ResolvedUpdateWorkers() << " update worker(s), device " << c.device << ", "
+            << c.total_updates() * c.frames_per_update() << " frames; run directory " << c.run_dir;
   if (trainer.updates() > 0) std::cerr << " (resumed at update " << trainer.updates() << ", " << trainer.frames() << " frames)";
   std::cerr << "\n";
   const bool tty = isatty(fileno(stderr)) != 0;
@@ -207,6 +208,9 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   Flag(cmd, p, "--device", &TrainConfig::device, "network device: cpu | cuda (envs always step on CPU)");
   Flag(cmd, p, "--threads", &TrainConfig::threads, "env threads, and torch threads unless --torch-threads (0 = all cores)");
   Flag(cmd, p, "--torch-threads", &TrainConfig::torch_threads, "torch intra-op threads (0 = auto: 1 for the small model)");
+  Flag(cmd, p, "--update-workers", &TrainConfig::update_workers,
+       "threads splitting each minibatch, each on its own copy of the network (0 = auto: --threads on CPU with one "
+       "torch thread, else 1)");
   cmd->add_flag("--resume", f->resume, "continue the run in --run-dir from its last checkpoint");
   Flag(cmd, p, "--algo", &TrainConfig::algo, "ppo | a2c");
   Flag(cmd, p, "--model,--arch", &TrainConfig::model, "bow_endpool_res | expert_filmcnn | small");
@@ -260,6 +264,9 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
   cmd->add_option("--warmup", o->warmup, "untimed warm-up updates")->capture_default_str();
   cmd->add_option("--threads", o->threads, "threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--torch-threads", o->torch_threads, "torch threads (0 = auto)")->capture_default_str();
+  cmd->add_option("--update-workers", o->update_workers,
+                  "threads splitting each minibatch (0 = auto: all cores with one torch thread, else 1)")
+      ->capture_default_str();
   cmd->add_option("--device", o->device, "cpu | cuda")->capture_default_str();
   cmd->add_option("--num-envs", o->num_envs, "parallel environments")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed")->capture_default_str();
@@ -278,8 +285,8 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
           o->num_envs, o->updates, static_cast<long long>(r.frames), r.seconds, r.rollout_share,
           r.flops_per_frame / 1e9, r.gflops, r.frames_per_sec);
       if (r.peak_gflops > 0.0) {
-        std::printf("torch_threads: %d\npeak_gflops_fp32: %.1f (%s)\nshare_of_peak: %.3f\n", r.torch_threads,
-                    r.peak_gflops, r.peak_formula.c_str(), r.gflops / r.peak_gflops);
+        std::printf("torch_threads: %d\nupdate_workers: %d\npeak_gflops_fp32: %.1f (%s)\nshare_of_peak: %.3f\n", r.torch_threads,
+                    r.update_workers, r.peak_gflops, r.peak_formula.c_str(), r.gflops / r.peak_gflops);
       }
       return 0;
     });

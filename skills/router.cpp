@@ -52,6 +52,18 @@ RouterOptions RouterOptions::AdaMix(int64_t n_tasks, int64_t n_modules) {
   return RouterOptions(n_tasks, n_modules).kind(RouterKind::kAdaMix);
 }
 
+namespace {
+thread_local c10::optional<at::Generator> tls_routing_generator;
+}  // namespace
+
+ScopedRoutingGenerator::ScopedRoutingGenerator(at::Generator generator) : previous_(tls_routing_generator) {
+  tls_routing_generator = std::move(generator);
+}
+
+ScopedRoutingGenerator::~ScopedRoutingGenerator() { tls_routing_generator = previous_; }
+
+c10::optional<at::Generator> RoutingGenerator() { return tls_routing_generator; }
+
 at::Tensor SampleRelaxedBernoulli(const at::Tensor& logits, double temperature) {
   TORCH_CHECK(temperature > 0, "SampleRelaxedBernoulli: temperature must be > 0, got ", temperature);
   const bool is_double = logits.scalar_type() == at::kDouble;
@@ -65,7 +77,7 @@ at::Tensor SampleRelaxedBernoulli(const at::Tensor& logits, double temperature) 
   at::Tensor noise;
   {
     at::NoGradGuard no_grad;
-    const auto uniform = at::rand_like(logits).clamp_(eps, 1.0 - eps);
+    const auto uniform = at::empty_like(logits).uniform_(0.0, 1.0, RoutingGenerator()).clamp_(eps, 1.0 - eps);
     noise = uniform.log() - at::log1p(-uniform);
   }
   const auto y = (logits.clamp(-limit, limit) + noise) / temperature;
@@ -159,7 +171,7 @@ SkillWeights RouterImpl::WeightsForCheckedTasks(const at::Tensor& tasks_long) {
     }
     // One uniform draw per forward call for the whole batch; A and B draw independently, as
     // AdaMix does when neither projection is shared.
-    const auto pick = at::randint(s, {2}, at::TensorOptions().dtype(at::kLong));
+    const auto pick = at::randint(s, {2}, RoutingGenerator(), at::TensorOptions().dtype(at::kLong));
     const auto one_hot_a = at::zeros({u, h, s}).index_fill_(2, pick.narrow(0, 0, 1), 1.0);
     const auto one_hot_b = at::zeros({u, h, s}).index_fill_(2, pick.narrow(0, 1, 1), 1.0);
     return {one_hot_a, one_hot_b};

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include <ATen/core/Generator.h>
+#include <c10/util/Optional.h>
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
@@ -74,6 +76,25 @@ struct SkillWeights {
   /// Weights for the output-side factor (low-rank B, bias deltas).
   at::Tensor for_b;
 };
+
+/// While alive, routing draws on the calling thread (Poly's relaxed-Bernoulli noise, AdaMix's
+/// picks) come from `generator` instead of torch's default one. Parallel update workers each hold
+/// one, so their draws do not race for the shared default generator and stay reproducible.
+class ScopedRoutingGenerator {
+ public:
+  /// Routes this thread's draws to `generator` until destruction (scopes nest).
+  explicit ScopedRoutingGenerator(at::Generator generator);
+  ~ScopedRoutingGenerator();
+  ScopedRoutingGenerator(const ScopedRoutingGenerator&) = delete;
+  ScopedRoutingGenerator& operator=(const ScopedRoutingGenerator&) = delete;
+
+ private:
+  c10::optional<at::Generator> previous_;
+};
+
+/// The generator routing draws use on this thread: the innermost ScopedRoutingGenerator's, or
+/// nullopt (torch's default generator).
+c10::optional<at::Generator> RoutingGenerator();
 
 /// Draws reparameterised relaxed-Bernoulli samples in (0, 1) with probability sigmoid(logits)
 /// at temperature tau, matching PyTorch's RelaxedBernoulli.rsample (clamps included).

@@ -1,5 +1,6 @@
 #include "training/bench.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -69,6 +70,7 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   c.router = o.router;
   c.threads = o.threads;
   c.torch_threads = o.torch_threads;
+  c.update_workers = o.update_workers;
   c.device = o.device;
   c.num_envs = o.num_envs;
   c.seed = o.seed;
@@ -95,7 +97,10 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   r.parameters = trainer.model()->NumParameters();
   r.threads = c.ResolvedThreads();
   r.torch_threads = c.ResolvedTorchThreads();
-  r.peak_gflops = EstimatePeakGflops(r.torch_threads, &r.peak_formula);
+  r.update_workers = c.ResolvedUpdateWorkers();
+  // The update runs on workers x torch threads cores (capped by the machine's).
+  r.peak_gflops = EstimatePeakGflops(std::max(r.torch_threads, std::min(r.threads, r.torch_threads * r.update_workers)),
+                                     &r.peak_formula);
   return r;
 }
 

@@ -23,6 +23,8 @@ struct TrainBenchOptions {
   int threads = 0;
   /// Torch threads (0 = auto).
   int torch_threads = 0;
+  /// Threads splitting each minibatch (0 = auto, as TrainConfig::update_workers).
+  int update_workers = 0;
   /// Device of the network.
   std::string device = "cpu";
   /// Parallel environments (BabyAI: 64).
@@ -54,6 +56,8 @@ struct TrainBenchResult {
   int threads = 1;
   /// Torch intra-op threads used.
   int torch_threads = 1;
+  /// Resolved update workers (each runs torch_threads threads in the update).
+  int update_workers = 1;
   /// The machine's fp32 peak for those torch threads in GFLOP/s (0 when unknown); see
   /// EstimatePeakGflops.
   double peak_gflops = 0.0;

@@ -14,7 +14,7 @@ namespace {
 
 // Every field of TrainConfig, for JSON round-trips.
 #define SKILLGRID_TRAIN_CONFIG_FIELDS(X)                                                              \
-  X(run_dir) X(levels) X(frames) X(seed) X(threads) X(torch_threads) X(device) X(model) X(router) X(skills) X(inventory) \
+  X(run_dir) X(levels) X(frames) X(seed) X(threads) X(torch_threads) X(update_workers) X(device) X(model) X(router) X(skills) X(inventory) \
   X(rank) X(density) X(heads) X(families) X(algo) X(num_envs) X(frames_per_env) X(recurrence) X(epochs) \
   X(batch_size) X(lr) X(router_lr) X(optimizer) X(optim_eps) X(adam_beta1) X(adam_beta2)              \
   X(rmsprop_alpha) X(gamma) X(gae_lambda) X(clip) X(clip_value_loss) X(entropy_coef) X(value_coef)   \
@@ -65,6 +65,11 @@ int TrainConfig::ResolvedTorchThreads() const {
   return model == "small" ? 1 : ResolvedThreads();
 }
 
+int TrainConfig::ResolvedUpdateWorkers() const {
+  if (update_workers > 0) return update_workers;
+  return (device == "cpu" && ResolvedTorchThreads() == 1) ? ResolvedThreads() : 1;
+}
+
 void TrainConfig::Validate() const {
   if (levels.empty()) Fail("--levels: at least one level is needed");
   std::set<std::string> seen;
@@ -79,6 +84,10 @@ void TrainConfig::Validate() const {
   if (frames < 1) Fail("--frames must be >= 1, got " + std::to_string(frames));
   if (threads < 0) Fail("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
   if (torch_threads < 0) Fail("--torch-threads must be >= 0 (0 = auto), got " + std::to_string(torch_threads));
+  if (update_workers < 0) Fail("--update-workers must be >= 0 (0 = auto), got " + std::to_string(update_workers));
+  if (update_workers > 1 && device != "cpu") {
+    Fail("--update-workers " + std::to_string(update_workers) + " needs --device cpu (a GPU runs one minibatch at a time)");
+  }
   if (device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
     Fail("--device must be cpu or cuda, got '" + device + "'");
   }

@@ -39,6 +39,10 @@ struct TrainConfig {
   /// Threads for torch intra-op parallelism (0 = auto: 1 for the small model, whose tiny ops
   /// only lose from OpenMP hand-offs, else `threads`).
   int torch_threads = 0;
+  /// Threads splitting each PPO/A2C minibatch, every one running forward and backward on its
+  /// own replica of the network; their gradients are summed in a fixed order, so a run stays
+  /// reproducible for a given count (0 = auto: on CPU with one torch thread, `threads`; else 1).
+  int update_workers = 0;
   /// Device of the network: "cpu" or "cuda" (envs always step on CPU threads).
   std::string device = "cpu";
 
@@ -140,6 +144,8 @@ struct TrainConfig {
   int ResolvedThreads() const;
   /// The resolved torch thread count (see torch_threads).
   int ResolvedTorchThreads() const;
+  /// update_workers with 0 resolved (see the field).
+  int ResolvedUpdateWorkers() const;
   /// Full JSON form (every field).
   nlohmann::json ToJson() const;
   /// Reads a JSON form; missing fields keep their defaults, unknown fields are an error.

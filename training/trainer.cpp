@@ -21,8 +21,10 @@
 #include <torch/optim/rmsprop.h>
 #include <torch/serialize.h>
 
+#include "envs/thread_pool.h"
 #include "envs/vec_env.h"
 #include "skills/blas_runtime.h"
+#include "skills/router.h"
 #include "skills/task_batch.h"
 #include "training/checkpoint.h"
 #include "training/evaluate.h"
@@ -78,6 +80,22 @@ void TruncateCsv(const std::string& path, int64_t max_update) {
 }
 
 at::Generator CpuGenerator() { return at::detail::getDefaultCPUGenerator(); }
+
+// splitmix64's finaliser: spreads nearby inputs over all 64 bits.
+uint64_t Mix64(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Seed of update worker `worker` for a run's `minibatch`-th minibatch of update `update`.
+uint64_t WorkerSeed(uint64_t run_seed, int64_t update, int64_t minibatch, int worker) {
+  uint64_t h = Mix64(run_seed + 0x9e3779b97f4a7c15ULL);
+  for (const uint64_t v : {static_cast<uint64_t>(update), static_cast<uint64_t>(minibatch), static_cast<uint64_t>(worker)}) {
+    h = Mix64(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)));
+  }
+  return h;
+}
 
 }  // namespace
 
@@ -526,6 +544,132 @@ struct Trainer::Impl {
     at::Tensor actions, memory, mask, values, logp, advantages, returns;  // device
   };
 
+  // What one worker's share of a minibatch gave, each figure already weighted by its share.
+  struct PartResult {
+    double loss = 0, policy_loss = 0, value_loss = 0, entropy = 0, value_mean = 0, approx_kl = 0, clip_fraction = 0;
+  };
+
+  // Data-parallel update: worker 0 runs on `model`, worker k > 0 on replicas[k - 1], a copy
+  // refreshed from `model` before every minibatch.
+  int update_workers = 1;
+  std::vector<agents::ActorCritic> replicas;
+  std::unique_ptr<envs::ThreadPool> update_pool;
+
+  // Forward, loss and (when the loss is finite) backward of the chunks `starts` of a minibatch
+  // on `net`; the loss is scaled by `weight`, the part's share of the minibatch, so the parts'
+  // gradients sum to the whole minibatch's.
+  PartResult ForwardBackward(agents::ActorCriticImpl& net, const Batch& b, const at::Tensor& starts,
+                             const at::Tensor& rows, const at::Tensor& adv, double weight, bool add_prior,
+                             const LossCoefficients& coef) {
+    const int64_t r = cfg.recurrence, c = starts.size(0);
+    const at::Tensor rows_d = rows.to(device);
+    const at::Tensor starts_d = starts.to(device);
+    const at::Tensor& tasks_cpu = b.tasks;
+    const agents::Observation obs =
+        agents::MakeObservation(b.images.index_select(0, rows), b.tokens.index_select(0, rows),
+                                b.lengths.index_select(0, rows), tasks_cpu.index_select(0, rows))
+            .To(device);
+    const skills::TaskBatch batch_all = skills::TaskBatch::FromTaskIds(obs.task_ids);
+    const skills::TaskBatch batch_step = skills::TaskBatch::FromTaskIds(tasks_cpu.index_select(0, starts).to(device));
+
+    const agents::Encoded enc = net.Encode(obs, batch_all);
+    const at::Tensor gates = net.MemoryGates(enc, batch_all).view({c, r, -1});
+    const at::Tensor mem_all = UnrollMemory(net, gates, b.memory.index_select(0, starts_d),
+                                            b.mask.index_select(0, rows_d).view({c, r}), batch_step);
+    const agents::PolicyOutput out = net.Heads(enc, mem_all, batch_all);
+
+    const at::Tensor actions = b.actions.index_select(0, rows_d);
+    const at::Tensor ret = b.returns.index_select(0, rows_d);
+    const LossTerms terms = cfg.algo == "ppo"
+                                ? PpoLoss(out.log_probs, out.values, actions, b.logp.index_select(0, rows_d),
+                                          b.values.index_select(0, rows_d), adv, ret, coef)
+                                : A2cLoss(out.log_probs, out.values, actions, adv, ret, coef);
+    at::Tensor loss = weight == 1.0 ? terms.loss : terms.loss * weight;
+    if (add_prior && cfg.ibp_weight > 0.0) {
+      for (const auto& z : net.RouterParameters()) {
+        loss = loss + cfg.ibp_weight * NegLogIbpPrior(z.view({z.size(0), -1}));
+      }
+    }
+    PartResult p;
+    p.loss = loss.item<double>();
+    p.policy_loss = weight * terms.policy_loss.item<double>();
+    p.value_loss = weight * terms.value_loss.item<double>();
+    p.entropy = weight * terms.entropy.item<double>();
+    p.value_mean = weight * out.values.mean().item<double>();
+    p.approx_kl = weight * terms.approx_kl;
+    p.clip_fraction = weight * terms.clip_fraction;
+    if (std::isfinite(p.loss)) loss.backward();  // a non-finite loss stops the update (Optimise)
+    return p;
+  }
+
+  // Brings the replicas' parameters and buffers to the master's values and clears their grads.
+  void SyncReplicas() {
+    if (replicas.size() + 1 < static_cast<size_t>(update_workers)) {
+      // Building a network draws its initial weights; keep those draws out of the run's stream.
+      at::Generator gen = CpuGenerator();
+      const at::Tensor state = gen.get_state();
+      while (replicas.size() + 1 < static_cast<size_t>(update_workers)) {
+        agents::ActorCritic replica(model->options);
+        replica->to(device);
+        replicas.push_back(replica);
+      }
+      gen.set_state(state);
+      update_pool = std::make_unique<envs::ThreadPool>(update_workers);
+    }
+    at::NoGradGuard no_grad;
+    const auto master_params = model->named_parameters(), master_buffers = model->named_buffers();
+    for (auto& replica : replicas) {
+      replica->train(model->is_training());
+      auto params = replica->named_parameters();
+      auto buffers = replica->named_buffers();
+      TORCH_CHECK(params.size() == master_params.size() && buffers.size() == master_buffers.size(),
+                  "update worker replica has ", params.size(), " parameters and ", buffers.size(),
+                  " buffers, the network ", master_params.size(), " and ", master_buffers.size());
+      auto copy = [](at::Tensor dst, const at::Tensor& src) {
+        if (dst.sizes() == src.sizes()) {
+          dst.copy_(src);
+        } else {
+          dst.set_data(src.clone());  // a router that grew (new tasks)
+        }
+      };
+      for (size_t i = 0; i < params.size(); ++i) {
+        copy(params[i].value(), master_params[i].value());
+        params[i].value().mutable_grad() = at::Tensor();
+      }
+      for (size_t i = 0; i < buffers.size(); ++i) copy(buffers[i].value(), master_buffers[i].value());
+    }
+  }
+
+  // Adds the replicas' gradients into the master's (fixed order: reproducible), and averages
+  // floating buffers that the parts changed (BatchNorm running statistics).
+  void ReduceReplicas() {
+    at::NoGradGuard no_grad;
+    const auto master_params = model->parameters();
+    const auto master_buffers = model->buffers();
+    for (auto& replica : replicas) {
+      const auto params = replica->parameters();
+      for (size_t i = 0; i < params.size(); ++i) {
+        const at::Tensor& g = params[i].grad();
+        if (!g.defined()) continue;
+        at::Tensor master = master_params[i];
+        if (master.grad().defined()) {
+          master.mutable_grad().add_(g);
+        } else {
+          master.mutable_grad() = g.clone();
+        }
+      }
+    }
+    for (size_t i = 0; i < master_buffers.size(); ++i) {
+      at::Tensor m = master_buffers[i];
+      if (!at::isFloatingType(m.scalar_type())) continue;
+      bool changed = false;
+      for (auto& replica : replicas) changed = changed || !at::equal(replica->buffers()[i], m);
+      if (!changed) continue;
+      for (auto& replica : replicas) m.add_(replica->buffers()[i]);
+      m.div_(static_cast<double>(replicas.size() + 1));
+    }
+  }
+
   UpdateStats Optimise(const Batch& b) {
     const int64_t total = static_cast<int64_t>(n) * steps;
     const int64_t r = cfg.recurrence;
@@ -538,6 +682,8 @@ struct Trainer::Impl {
     coef.clip_value_loss = cfg.clip_value_loss;
     coef.entropy_coef = cfg.entropy_coef;
     coef.value_coef = cfg.value_coef;
+    // More workers than chunks would leave some idle.
+    update_workers = static_cast<int>(std::min<int64_t>(cfg.ResolvedUpdateWorkers(), chunks_per_batch));
     UpdateStats s;
     int count = 0;
     const at::Tensor offsets = at::arange(r, at::kLong);
@@ -551,59 +697,65 @@ struct Trainer::Impl {
         const at::Tensor order = std::get<1>(chunk_tasks.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
         starts = starts.index_select(0, order);
         const at::Tensor rows = (starts.unsqueeze(1) + offsets.unsqueeze(0)).reshape({-1});  // chunk-major
-        const at::Tensor rows_d = rows.to(device);
-        const at::Tensor starts_d = starts.to(device);
         const int64_t c = starts.size(0);
         RECORD_USER_SCOPE("skillgrid::minibatch");  // phase marker for profiler traces
 
-        const agents::Observation obs =
-            agents::MakeObservation(b.images.index_select(0, rows), b.tokens.index_select(0, rows),
-                                    b.lengths.index_select(0, rows), tasks_cpu.index_select(0, rows))
-                .To(device);
-        const skills::TaskBatch batch_all = skills::TaskBatch::FromTaskIds(obs.task_ids);
-        const skills::TaskBatch batch_step =
-            skills::TaskBatch::FromTaskIds(tasks_cpu.index_select(0, starts).to(device));
-
-        const agents::Encoded enc = model->Encode(obs, batch_all);
-        const at::Tensor gates = model->MemoryGates(enc, batch_all).view({c, r, -1});
-        const at::Tensor mem_all = UnrollMemory(*model, gates, b.memory.index_select(0, starts_d),
-                                                b.mask.index_select(0, rows_d).view({c, r}), batch_step);
-        const agents::PolicyOutput out = model->Heads(enc, mem_all, batch_all);
-
-        at::Tensor adv = b.advantages.index_select(0, rows_d);
+        // Advantages are normalised over the whole minibatch, before it is split.
+        at::Tensor adv = b.advantages.index_select(0, rows.to(device));
         if (cfg.normalize_advantages) adv = (adv - adv.mean()) / (adv.std() + 1e-8);
-        const at::Tensor actions = b.actions.index_select(0, rows_d);
-        const at::Tensor ret = b.returns.index_select(0, rows_d);
-        LossTerms terms = ppo ? PpoLoss(out.log_probs, out.values, actions, b.logp.index_select(0, rows_d),
-                                        b.values.index_select(0, rows_d), adv, ret, coef)
-                              : A2cLoss(out.log_probs, out.values, actions, adv, ret, coef);
-        at::Tensor loss = terms.loss;
-        if (cfg.ibp_weight > 0.0) {
-          for (const auto& z : model->RouterParameters()) {
-            loss = loss + cfg.ibp_weight * NegLogIbpPrior(z.view({z.size(0), -1}));
+        optimizer->zero_grad();
+        std::vector<PartResult> parts(static_cast<size_t>(update_workers));
+        if (update_workers == 1) {
+          parts[0] = ForwardBackward(*model, b, starts, rows, adv, 1.0, true, coef);
+        } else {
+          SyncReplicas();
+          // Each worker draws its routing noise from its own generator. Its seed comes from the
+          // run's seed and position, not from the run's generator, whose stream (minibatch order,
+          // actions) thus stays the same for every worker count.
+          std::vector<uint64_t> seeds(static_cast<size_t>(update_workers));
+          for (int k = 0; k < update_workers; ++k) {
+            seeds[static_cast<size_t>(k)] = WorkerSeed(cfg.seed, update, count, k);
           }
+          update_pool->ParallelFor([&](int k) {
+            const int64_t lo = c * k / update_workers, hi = c * (k + 1) / update_workers;
+            const skills::ScopedRoutingGenerator generator(
+                at::make_generator<at::CPUGeneratorImpl>(seeds[static_cast<size_t>(k)]));
+            agents::ActorCriticImpl& net = k == 0 ? *model : *replicas[static_cast<size_t>(k - 1)];
+            parts[static_cast<size_t>(k)] =
+                ForwardBackward(net, b, starts.narrow(0, lo, hi - lo), rows.narrow(0, lo * r, (hi - lo) * r),
+                                adv.narrow(0, lo * r, (hi - lo) * r), static_cast<double>(hi - lo) / static_cast<double>(c),
+                                /*add_prior=*/k == 0, coef);
+          });
+          ReduceReplicas();
         }
-        const double loss_value = loss.item<double>();
-        if (!std::isfinite(loss_value)) {
-          throw TrainingError("loss is " + Num(loss_value) + " at update " + std::to_string(update + 1) +
-                              " (policy " + Num(terms.policy_loss.item<double>()) + ", value " +
-                              Num(terms.value_loss.item<double>()) + ", entropy " + Num(terms.entropy.item<double>()) +
+        PartResult sum;
+        for (const PartResult& p : parts) {
+          sum.loss += p.loss;
+          sum.policy_loss += p.policy_loss;
+          sum.value_loss += p.value_loss;
+          sum.entropy += p.entropy;
+          sum.value_mean += p.value_mean;
+          sum.approx_kl += p.approx_kl;
+          sum.clip_fraction += p.clip_fraction;
+        }
+        if (!std::isfinite(sum.loss)) {
+          throw TrainingError("loss is " + Num(sum.loss) + " at update " + std::to_string(update + 1) + " (policy " +
+                              Num(sum.policy_loss) + ", value " + Num(sum.value_loss) + ", entropy " +
+                              Num(sum.entropy) +
                               "); stopping before the optimiser step, the run directory keeps its last checkpoint");
         }
-        optimizer->zero_grad();
-        loss.backward();
         const double grad_norm = torch::nn::utils::clip_grad_norm_(all_params, cfg.max_grad_norm);
         if (!std::isfinite(grad_norm)) {
           throw TrainingError("gradient norm is " + Num(grad_norm) + " at update " + std::to_string(update + 1) +
                               "; stopping before the optimiser step, the run directory keeps its last checkpoint");
         }
         optimizer->step();
-        s.policy_loss += terms.policy_loss.item<double>();
-        s.value_loss += terms.value_loss.item<double>();
-        s.entropy += terms.entropy.item<double>();
-        s.value_mean += out.values.mean().item<double>();
-        s.approx_kl += terms.approx_kl;
-        s.clip_fraction += terms.clip_fraction;
+        s.policy_loss += sum.policy_loss;
+        s.value_loss += sum.value_loss;
+        s.entropy += sum.entropy;
+        s.value_mean += sum.value_mean;
+        s.approx_kl += sum.approx_kl;
+        s.clip_fraction += sum.clip_fraction;
         s.grad_norm += grad_norm;
         ++count;
       }
