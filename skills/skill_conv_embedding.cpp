@@ -7,6 +7,7 @@
 #include <torch/autograd.h>
 
 #include "skills/layer_routing.h"
+#include "skills/skill_linear.h"
 
 namespace skillgrid::skills {
 namespace {
@@ -120,11 +121,34 @@ at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   if (task_independent || batch.num_unique() == 1) {
     return at::conv2d(x, kernels[0], biases.defined() ? biases[0] : at::Tensor(), stride, padding);
   }
+  // Without autograd (rollouts, evaluation) a mixed batch has a few rows per task, and one
+  // oneDNN call per task costs more than the whole layer as three matmuls over its patches
+  // (measured: ~10 % of a small-model rollout). With autograd the per-task calls win.
+  if (!at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1) {
+    return ForwardPatches(x, batch, weights);
+  }
   // Convolutions are costly per row, so a loop of one convolution per task adds little.
   const at::Tensor grouped = batch.GroupRows(x);
   const at::Tensor y = TaskBlockConv2d::apply(grouped, kernels, biases.defined() ? biases.contiguous() : at::Tensor(),
                                               batch.rows_per_task, options.stride(), options.padding());
   return batch.UngroupRows(y);
+}
+
+at::Tensor SkillConv2dImpl::ForwardPatches(const at::Tensor& x, const TaskBatch& batch,
+                                           const SkillWeights& weights) const {
+  const int64_t k = options.kernel_size(), stride = options.stride(), padding = options.padding();
+  const int64_t out = options.out_channels(), n = x.size(0);
+  const int64_t ho = (x.size(2) + 2 * padding - k) / stride + 1, wo = (x.size(3) + 2 * padding - k) / stride + 1;
+  // Patches (N, L, C_in*k*k) in the (C_in, k, k) order of the kernel's matrix view.
+  // (unfold views plus one copy: ATen's im2col loops per row, and batched matmuls over a
+  // transposed view fall back to one small matmul per row.)
+  const at::Tensor padded = padding > 0 ? at::constant_pad_nd(x, {padding, padding, padding, padding}) : x;
+  const at::Tensor patches =
+      padded.unfold(2, k, stride).unfold(3, k, stride).permute({0, 2, 3, 1, 4, 5}).reshape({n, ho * wo, -1});
+  const auto prepared = PreparedSkillLinear::FromLowRank(base_->weight.view({out, -1}), base_->bias,
+                                                         skills_->MixLowRank(weights), batch, /*task_independent=*/false);
+  // (N, L, C_out) viewed as (N, C_out, H', W') with channels-last strides: no copy.
+  return prepared.Apply(patches).transpose(1, 2).view({n, out, ho, wo});
 }
 
 std::pair<at::Tensor, at::Tensor> SkillConv2dImpl::EffectiveWeights(int64_t task) const {

@@ -72,6 +72,8 @@ class SkillConv2dImpl : public torch::nn::Cloneable<SkillConv2dImpl> {
 
  private:
   std::pair<at::Tensor, at::Tensor> TaskKernels(const SkillWeights& weights) const;
+  // The convolution as SkillLinear's masked low-rank form over im2col patches.
+  at::Tensor ForwardPatches(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights) const;
 
   torch::nn::Conv2d base_{nullptr};
   Router router_{nullptr};

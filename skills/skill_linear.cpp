@@ -167,10 +167,17 @@ PreparedSkillLinear SkillLinearImpl::Prepare(const TaskBatch& batch) {
 
 PreparedSkillLinear SkillLinearImpl::PrepareLowRank(const TaskBatch& batch, const SkillWeights& weights,
                                                     bool task_independent) const {
-  const auto factors = skills_->MixLowRank(weights);  // a (U, in, r), b (U, r, out), scale included
+  // a (U, in, r), b (U, r, out), scale included.
+  return PreparedSkillLinear::FromLowRank(base_->weight, base_->bias, skills_->MixLowRank(weights), batch,
+                                          task_independent);
+}
+
+PreparedSkillLinear PreparedSkillLinear::FromLowRank(const at::Tensor& weight, const at::Tensor& bias,
+                                                     const LowRankFactors& factors, const TaskBatch& batch,
+                                                     bool task_independent) {
   PreparedSkillLinear p;
-  p.weight_ = base_->weight;
-  p.bias_ = base_->bias;
+  p.weight_ = weight;
+  p.bias_ = bias;
   if (task_independent || batch.num_unique() == 1) {
     p.a_ = factors.a[0];
     p.b_ = factors.b[0];
@@ -179,9 +186,9 @@ PreparedSkillLinear SkillLinearImpl::PrepareLowRank(const TaskBatch& batch, cons
   // Every task's factors side by side, and mask[n, u*r + k] = 1 when row n belongs to the u-th
   // distinct task: the projection on other tasks' factors is zeroed before B, so row n gets
   // exactly x A_t B_t.
-  const int64_t u = factors.a.size(0), r = factors.a.size(2);
-  p.a_ = factors.a.permute({1, 0, 2}).reshape({options.in_features(), u * r});
-  p.b_ = factors.b.reshape({u * r, options.out_features()});
+  const int64_t u = factors.a.size(0), in = factors.a.size(1), r = factors.a.size(2), out = factors.b.size(2);
+  p.a_ = factors.a.permute({1, 0, 2}).reshape({in, u * r});
+  p.b_ = factors.b.reshape({u * r, out});
   const auto slot_columns = at::arange(u, batch.slot_of_row.options()).repeat_interleave(r);
   p.mask_ = batch.slot_of_row.unsqueeze(1).eq(slot_columns.unsqueeze(0)).to(p.a_.scalar_type());
   return p;

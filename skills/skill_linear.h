@@ -58,6 +58,10 @@ class SkillLinearImpl;
 /// matmuls only. Low-rank skills with one routing head take the masked form; others re-run the layer.
 class PreparedSkillLinear {
  public:
+  /// The matmul form of a low-rank layer with base weight (out, in), bias (out or undefined) and
+  /// the batch's mixed factors (one routing head); task_independent: every row uses task 0's.
+  static PreparedSkillLinear FromLowRank(const at::Tensor& weight, const at::Tensor& bias,
+                                         const LowRankFactors& factors, const TaskBatch& batch, bool task_independent);
   /// x (N, ..., in) with the prepared batch's N rows -> (N, ..., out).
   at::Tensor Apply(const at::Tensor& x) const;
   /// Whether Apply is the matmul form x W^T + b + ((x A) * mask) B below (low-rank skills,

@@ -1,4 +1,6 @@
 // Tests of SkillConv2d, SkillEmbedding, SkillLSTMCell, SkillGRUCell and shared routers.
+#include <array>
+
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -73,6 +75,35 @@ TEST(SkillConv2d, GradientsEqualAPerRowReferenceForMixedTaskOrder) {
     const at::Tensor a = ours[k].defined() ? ours[k] : torch::zeros_like(inputs[k]);
     const at::Tensor b = ref[k].defined() ? ref[k] : torch::zeros_like(inputs[k]);
     EXPECT_TRUE(torch::allclose(a, b, 1e-9, 1e-10)) << "input " << k << " " << a << " vs " << b;
+  }
+}
+
+TEST(SkillConv2d, WithoutAutogradThePatchFormEqualsPerTaskConvolutions) {
+  // Under NoGradGuard a one-head low-rank layer runs as matmuls over its im2col patches; each row
+  // must still equal its own task's exported convolution (padding and stride included).
+  torch::manual_seed(4);
+  for (const auto& geometry : {std::array<int64_t, 3>{2, 1, 0}, std::array<int64_t, 3>{3, 2, 1}}) {
+    SkillConv2d conv(SkillConv2dOptions(3, 5, geometry[0])
+                         .stride(geometry[1])
+                         .padding(geometry[2])
+                         .skills(SkillInventoryOptions::LowRank(2))
+                         .routing(RouterOptions::Poly(3, 3)));
+    Randomise(*conv);
+    conv->eval();
+    const auto x = torch::randn({7, 3, 7, 7});
+    const auto tasks = Ids({2, 0, 2, 1, 0, 1, 1});
+    at::Tensor patched;
+    {
+      torch::NoGradGuard no_grad;
+      patched = conv->forward(x, TaskBatch::FromTaskIds(tasks));
+    }
+    EXPECT_TRUE(torch::allclose(patched, conv->forward(x, TaskBatch::FromTaskIds(tasks)), 1e-5, 1e-5));
+    for (int64_t i = 0; i < 7; ++i) {
+      torch::NoGradGuard no_grad;
+      auto plain = conv->ExportTask(tasks[i].item<int64_t>());
+      EXPECT_TRUE(torch::allclose(plain->forward(x.narrow(0, i, 1)), patched.narrow(0, i, 1), 1e-5, 1e-5))
+          << "kernel " << geometry[0] << " row " << i;
+    }
   }
 }
 
