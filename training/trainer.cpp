@@ -28,6 +28,7 @@
 #include "skills/task_batch.h"
 #include "training/checkpoint.h"
 #include "training/evaluate.h"
+#include "training/fused_adam.h"
 #include "training/losses.h"
 
 namespace skillgrid::training {
@@ -744,12 +745,22 @@ struct Trainer::Impl {
                               Num(sum.entropy) +
                               "); stopping before the optimiser step, the run directory keeps its last checkpoint");
         }
-        const double grad_norm = torch::nn::utils::clip_grad_norm_(all_params, cfg.max_grad_norm);
+        // Adam on CPU floats runs fused (one pass per parameter, the clip folded in as a scale).
+        auto* adam = dynamic_cast<torch::optim::Adam*>(optimizer.get());
+        const bool fused = adam != nullptr && CanFuseAdam(*adam);
+        const double grad_norm =
+            fused ? GradientNorm(all_params) : torch::nn::utils::clip_grad_norm_(all_params, cfg.max_grad_norm);
         if (!std::isfinite(grad_norm)) {
           throw TrainingError("gradient norm is " + Num(grad_norm) + " at update " + std::to_string(update + 1) +
                               "; stopping before the optimiser step, the run directory keeps its last checkpoint");
         }
-        optimizer->step();
+        if (fused) {
+          // clip_grad_norm_'s rule: scale by max_norm / (norm + 1e-6) when that is below 1.
+          const double clip = cfg.max_grad_norm / (grad_norm + 1e-6);
+          FusedAdamStep(*adam, clip < 1.0 ? clip : 1.0);
+        } else {
+          optimizer->step();
+        }
         s.policy_loss += sum.policy_loss;
         s.value_loss += sum.value_loss;
         s.entropy += sum.entropy;
