@@ -718,6 +718,8 @@ struct Trainer::Impl {
             seeds[static_cast<size_t>(k)] = WorkerSeed(cfg.seed, update, count, k);
           }
           update_pool->ParallelFor([&](int k) {
+            // OpenMP's thread count is per thread: give the pool's threads the configured one.
+            at::init_num_threads();
             const int64_t lo = c * k / update_workers, hi = c * (k + 1) / update_workers;
             const skills::ScopedRoutingGenerator generator(
                 at::make_generator<at::CPUGeneratorImpl>(seeds[static_cast<size_t>(k)]));
