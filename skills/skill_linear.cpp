@@ -78,6 +78,11 @@ at::Tensor SkillLinearImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   }
   bool task_independent = false;
   const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
+  return ForwardRouted(x, batch, weights, task_independent);
+}
+
+at::Tensor SkillLinearImpl::ForwardRouted(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights,
+                                          bool task_independent) {
   if (!skills_->is_low_rank()) return ForwardMerged(x, batch, weights, task_independent);
   const bool mixed = !task_independent && batch.num_unique() > 1;
   switch (options.low_rank_strategy()) {
@@ -154,7 +159,7 @@ at::Tensor SkillLinearImpl::ForwardFactored(const at::Tensor& x, const TaskBatch
 
 PreparedSkillLinear SkillLinearImpl::Prepare(const TaskBatch& batch) {
   const bool cacheable = router_->kind() == RouterKind::kAdaMix && !is_training() && !at::GradMode::is_enabled();
-  if (!skills_->is_low_rank() || router_->n_splits() != 1 || cacheable) {
+  if (cacheable) {  // forward() serves the cached merged weights
     PreparedSkillLinear p;
     p.layer_ = this;
     p.batch_ = batch;
@@ -162,6 +167,15 @@ PreparedSkillLinear SkillLinearImpl::Prepare(const TaskBatch& batch) {
   }
   bool task_independent = false;
   const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
+  if (!skills_->is_low_rank() || router_->n_splits() != 1) {
+    // No matmul form: Apply re-runs the layer, but with this one routing draw.
+    PreparedSkillLinear p;
+    p.layer_ = this;
+    p.batch_ = batch;
+    p.weights_ = weights;
+    p.task_independent_ = task_independent;
+    return p;
+  }
   return PrepareLowRank(batch, weights, task_independent);
 }
 
@@ -195,7 +209,10 @@ PreparedSkillLinear PreparedSkillLinear::FromLowRank(const at::Tensor& weight, c
 }
 
 at::Tensor PreparedSkillLinear::Apply(const at::Tensor& x) const {
-  if (layer_ != nullptr) return layer_->forward(x, batch_);
+  if (layer_ != nullptr) {
+    return weights_.for_a.defined() ? layer_->ForwardRouted(x, batch_, weights_, task_independent_)
+                                    : layer_->forward(x, batch_);
+  }
   TORCH_CHECK(x.dim() >= 1 && (!mask_.defined() || x.size(0) == mask_.size(0)), "PreparedSkillLinear: input has shape ",
               x.sizes(), " but the prepared batch has ", mask_.defined() ? mask_.size(0) : -1, " rows");
   const auto base_out = at::linear(x, weight_, bias_);

@@ -55,7 +55,8 @@ class SkillLinearImpl;
 
 /// A SkillLinear with its routing resolved for one batch (one routing draw): Apply() runs the
 /// layer on any input whose dim 0 holds the batch's rows, e.g. every step of a recurrence, with
-/// matmuls only. Low-rank skills with one routing head take the masked form; others re-run the layer.
+/// matmuls only. Low-rank skills with one routing head take the masked form; others re-run the
+/// layer with the same routing draw.
 class PreparedSkillLinear {
  public:
   /// The matmul form of a low-rank layer with base weight (out, in), bias (out or undefined) and
@@ -80,8 +81,10 @@ class PreparedSkillLinear {
 
  private:
   friend class SkillLinearImpl;
-  SkillLinearImpl* layer_ = nullptr;  // fallback: the layer's own forward on batch_
+  SkillLinearImpl* layer_ = nullptr;  // fallback: the layer re-run on batch_
   TaskBatch batch_;
+  SkillWeights weights_;               // the fallback's routing draw (undefined: forward() routes)
+  bool task_independent_ = false;
   at::Tensor weight_, bias_;          // the base layer
   at::Tensor a_, b_, mask_;           // low-rank factors side by side and the row mask (masked form)
 };
@@ -128,6 +131,10 @@ class SkillLinearImpl : public torch::nn::Cloneable<SkillLinearImpl> {
   SkillLinearOptions options;
 
  private:
+  friend class PreparedSkillLinear;
+  // forward() after routing: picks the merged, factored or masked form for these weights.
+  at::Tensor ForwardRouted(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights,
+                           bool task_independent);
   at::Tensor ForwardFactored(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights, bool task_independent);
   at::Tensor ForwardMasked(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights);
   PreparedSkillLinear PrepareLowRank(const TaskBatch& batch, const SkillWeights& weights, bool task_independent) const;

@@ -230,6 +230,26 @@ TEST(SkillLinear, MaskedStrategyAgreesWithMergedOnMixedBatches) {
   }
 }
 
+TEST(SkillLinear, PreparedLayerWithoutMatmulFormKeepsItsOneRoutingDraw) {
+  // Layers with no matmul form (several MHR heads, dense skills) re-run at every Apply; in
+  // training mode they must reuse the routing drawn at Prepare, as a recurrence expects.
+  torch::manual_seed(6);
+  const auto tasks = Ids({0, 2, 1, 2, 0});
+  const auto x = torch::randn({5, 4});
+  for (auto layer : {MakeLayer(4, 6, RouterOptions::Mhr(3, 3, 2), SkillInventoryOptions::LowRank(2).zero_init(false)),
+                     MakeLayer(4, 6, RouterOptions::Poly(3, 3), SkillInventoryOptions::Dense().zero_init(false))}) {
+    layer->train();
+    const auto batch = TaskBatch::FromTaskIds(tasks);
+    const PreparedSkillLinear prepared = layer->Prepare(batch);
+    ASSERT_FALSE(prepared.has_matmul_form());
+    EXPECT_TRUE(torch::equal(prepared.Apply(x), prepared.Apply(x)));
+    EXPECT_FALSE(torch::allclose(layer->forward(x, batch), layer->forward(x, batch)))
+        << "forward() should draw new routing each call in training mode";
+    layer->eval();
+    EXPECT_TRUE(torch::allclose(layer->Prepare(batch).Apply(x), layer->forward(x, batch), 1e-6, 1e-6));
+  }
+}
+
 TEST(SkillLinear, GradientsMatchFiniteDifferences) {
   torch::manual_seed(9);
   const auto x = torch::randn({7, 4}, torch::kDouble);
