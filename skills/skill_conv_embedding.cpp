@@ -116,17 +116,16 @@ at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch)
               options.in_channels(), ", H, W), got ", x.sizes());
   bool task_independent = false;
   const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
-  const auto [kernels, biases] = TaskKernels(weights);
-  const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
-  if (task_independent || batch.num_unique() == 1) {
-    return at::conv2d(x, kernels[0], biases.defined() ? biases[0] : at::Tensor(), stride, padding);
-  }
+  const bool mixed = !task_independent && batch.num_unique() > 1;
   // Without autograd (rollouts, evaluation) a mixed batch has a few rows per task, and one
   // oneDNN call per task costs more than the whole layer as three matmuls over its patches
-  // (measured: ~10 % of a small-model rollout). With autograd the per-task calls win.
-  if (!at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1) {
+  // (measured: ~25 % of a small-model rollout). With autograd the per-task calls win.
+  if (mixed && !at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1) {
     return ForwardPatches(x, batch, weights);
   }
+  const auto [kernels, biases] = TaskKernels(weights);
+  const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
+  if (!mixed) return at::conv2d(x, kernels[0], biases.defined() ? biases[0] : at::Tensor(), stride, padding);
   // Convolutions are costly per row, so a loop of one convolution per task adds little.
   const at::Tensor grouped = batch.GroupRows(x);
   const at::Tensor y = TaskBlockConv2d::apply(grouped, kernels, biases.defined() ? biases.contiguous() : at::Tensor(),
