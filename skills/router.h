@@ -96,6 +96,18 @@ class ScopedRoutingGenerator {
 /// nullopt (torch's default generator).
 c10::optional<at::Generator> RoutingGenerator();
 
+/// Uniform noise for a relaxed-Bernoulli sample shaped like `logits`, clamped to [eps, 1 - eps],
+/// from RoutingGenerator(); no gradient.
+at::Tensor DrawRoutingUniform(const at::Tensor& logits);
+
+/// The relaxed-Bernoulli sample of SampleRelaxedBernoulli for given uniform noise (composite ops).
+at::Tensor RelaxedBernoulliFromUniform(const at::Tensor& logits, const at::Tensor& uniform, double temperature);
+
+/// NormaliseSkillScores(RelaxedBernoulliFromUniform(...)) over the last axis; on CPU one fused
+/// autograd op (Poly's training-time routing weights), elsewhere the composite.
+at::Tensor NormalisedRelaxedBernoulliFromUniform(const at::Tensor& logits, const at::Tensor& uniform,
+                                                 double temperature);
+
 /// Draws reparameterised relaxed-Bernoulli samples in (0, 1) with probability sigmoid(logits)
 /// at temperature tau, matching PyTorch's RelaxedBernoulli.rsample (clamps included).
 at::Tensor SampleRelaxedBernoulli(const at::Tensor& logits, double temperature);

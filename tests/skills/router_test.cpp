@@ -66,6 +66,36 @@ TEST(Router, RelaxedBernoulliBecomesBinaryAsTemperatureFallsWithProbabilitySigmo
   EXPECT_GT(((soft > 0.05) & (soft < 0.95)).to(torch::kDouble).mean().item<double>(), 0.3);
 }
 
+TEST(Router, FusedNormalisedRelaxedBernoulliEqualsTheCompositeInValueAndGradient) {
+  // The fused CPU op must give what the composite ops give, clamps included: logits beyond the
+  // cap (+-36 in double) get no gradient, and uniform draws of exactly 0 or 1 stay finite.
+  torch::manual_seed(7);
+  auto logits = torch::randn({3, 2, 5}, torch::kDouble) * 3;
+  logits[0][0][0] = 50.0;
+  logits[1][1][2] = -45.0;
+  auto uniform = torch::rand({3, 2, 5}, torch::kDouble);
+  uniform[2][0][1] = 0.0;
+  uniform[2][1][3] = 1.0;
+  const auto g = torch::randn({3, 2, 5}, torch::kDouble);
+  for (double temperature : {1.0, 0.3}) {
+    const auto a = logits.clone().requires_grad_(), b = logits.clone().requires_grad_();
+    const auto fused = NormalisedRelaxedBernoulliFromUniform(a, uniform, temperature);
+    const auto composite = NormaliseSkillScores(RelaxedBernoulliFromUniform(b, uniform, temperature));
+    EXPECT_TRUE(torch::allclose(fused, composite, 1e-12, 1e-14)) << fused - composite;
+    EXPECT_TRUE(torch::allclose(fused.sum(-1), torch::ones({3, 2}, torch::kDouble)));
+    (fused * g).sum().backward();
+    (composite * g).sum().backward();
+    EXPECT_TRUE(torch::allclose(a.grad(), b.grad(), 1e-10, 1e-12)) << a.grad() << "\nvs\n" << b.grad();
+    EXPECT_EQ(a.grad()[0][0][0].item<double>(), 0.0);
+    EXPECT_EQ(a.grad()[1][1][2].item<double>(), 0.0);
+    EXPECT_NE(a.grad()[0][0][1].item<double>(), 0.0);
+  }
+  // In float the two agree to float rounding.
+  const auto lf = logits.to(torch::kFloat).clamp(-20, 20), uf = uniform.to(torch::kFloat);
+  EXPECT_TRUE(torch::allclose(NormalisedRelaxedBernoulliFromUniform(lf, uf, 1.0),
+                              NormaliseSkillScores(RelaxedBernoulliFromUniform(lf, uf, 1.0)), 1e-5, 1e-6));
+}
+
 TEST(Router, StraightThroughIsBinaryForwardWithSigmoidGradient) {
   torch::manual_seed(3);
   Router router(RouterOptions::Poly(2, 4).straight_through(true).relaxed_bernoulli(false));
