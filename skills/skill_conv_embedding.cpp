@@ -12,6 +12,10 @@
 namespace skillgrid::skills {
 namespace {
 
+// Largest input x (C_in k k) size for which SkillConv2d runs a no-grad mixed batch as matmuls
+// over patches (the small model's rollout needs at most 64 x 49 x 12 = 37,632).
+constexpr int64_t kMaxPatchEntries = 1 << 18;
+
 // One convolution per task over rows already grouped in task blocks, writing into one output.
 // Autograd over split + per-block conv + cat copies every activation and gradient an extra
 // time (the split's backward alone cost more than a convolution); here each block's forward
@@ -117,10 +121,14 @@ at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   bool task_independent = false;
   const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
   const bool mixed = !task_independent && batch.num_unique() > 1;
-  // Without autograd (rollouts, evaluation) a mixed batch has a few rows per task, and one
+  // Without autograd (rollouts, evaluation) a small mixed batch has a few rows per task, and one
   // oneDNN call per task costs more than the whole layer as three matmuls over its patches
-  // (measured: ~25 % of a small-model rollout). With autograd the per-task calls win.
-  if (mixed && !at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1) {
+  // (measured: ~25 % of a small-model rollout). Large patch matrices (bow_endpool_res's 3x3x128
+  // kernels: 3.6M entries for 64 rows) are faster per task on oneDNN, as is anything with autograd.
+  const int64_t k = options.kernel_size();
+  const int64_t patch_entries = x.size(0) * x.size(2) * x.size(3) * options.in_channels() * k * k;
+  if (mixed && !at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1 &&
+      patch_entries <= kMaxPatchEntries) {
     return ForwardPatches(x, batch, weights);
   }
   const auto [kernels, biases] = TaskKernels(weights);
