@@ -2,9 +2,11 @@
 
 #include <cmath>
 #include <memory>
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 #include <c10/util/Exception.h>
-#include <c10/util/string_utils.h>
 #include <torch/utils.h>
 
 namespace skillgrid::training {
@@ -15,11 +17,21 @@ bool IsPlainCpuFloat(const at::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && !t.is_sparse();
 }
 
+// The key of a parameter in the optimiser's state map: LibTorch 1.13 prints the TensorImpl's
+// address into a string (as c10::guts::to_string does); later versions may key on the pointer.
+std::string StateKey(const at::Tensor& p, const std::string* /*key type*/) {
+  std::ostringstream out;
+  out << p.unsafeGetTensorImpl();
+  return out.str();
+}
+void* StateKey(const at::Tensor& p, void* const* /*key type*/) { return p.unsafeGetTensorImpl(); }
+
 // The optimiser's state of `p`, created as torch::optim::Adam creates it on a first step (same
 // key, zero moments), so that adam.step() and its serialisation see one state.
 torch::optim::AdamParamState& StateOf(torch::optim::Adam& adam, const at::Tensor& p) {
-  const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
   auto& states = adam.state();
+  using Key = typename std::decay_t<decltype(states)>::key_type;
+  const Key key = StateKey(p, static_cast<const Key*>(nullptr));
   auto it = states.find(key);
   if (it == states.end()) {
     auto state = std::make_unique<torch::optim::AdamParamState>();
