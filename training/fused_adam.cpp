@@ -19,12 +19,12 @@ bool IsPlainCpuFloat(const at::Tensor& t) {
 
 // The key of a parameter in the optimiser's state map: LibTorch 1.13 prints the TensorImpl's
 // address into a string (as c10::guts::to_string does); later versions may key on the pointer.
-std::string StateKey(const at::Tensor& p, const std::string* /*key type*/) {
+[[maybe_unused]] std::string StateKey(const at::Tensor& p, const std::string* /*key type*/) {
   std::ostringstream out;
   out << p.unsafeGetTensorImpl();
   return out.str();
 }
-void* StateKey(const at::Tensor& p, void* const* /*key type*/) { return p.unsafeGetTensorImpl(); }
+[[maybe_unused]] void* StateKey(const at::Tensor& p, void* const* /*key type*/) { return p.unsafeGetTensorImpl(); }
 
 // The optimiser's state of `p`, created as torch::optim::Adam creates it on a first step (same
 // key, zero moments), so that adam.step() and its serialisation see one state.
