@@ -203,9 +203,7 @@ PreparedSkillLinear PreparedSkillLinear::FromLowRank(const at::Tensor& weight, c
   const int64_t u = factors.a.size(0), in = factors.a.size(1), r = factors.a.size(2), out = factors.b.size(2);
   p.a_ = factors.a.permute({1, 0, 2}).reshape({in, u * r});
   p.b_ = factors.b.reshape({u * r, out});
-  // Column u*r + k belongs to slot u (a floor division: repeat_interleave costs ~15 ops).
-  const auto slot_columns = at::div(at::arange(u * r, batch.slot_of_row.options()), r, "floor");
-  p.mask_ = batch.slot_of_row.unsqueeze(1).eq(slot_columns.unsqueeze(0)).to(p.a_.scalar_type());
+  p.mask_ = batch.SlotMask(r, p.a_.scalar_type());
   return p;
 }
 

@@ -55,6 +55,7 @@ TaskBatch TaskBatch::FromTaskIds(const at::Tensor& task_ids) {
   TORCH_CHECK(!at::isFloatingType(task_ids.scalar_type()) && task_ids.scalar_type() != at::kBool,
               "TaskBatch: task_ids must be an integer tensor, got ", task_ids.scalar_type());
   TaskBatch batch;
+  batch.slot_mask_cache = std::make_shared<SlotMaskCache>();
   batch.task_ids = task_ids.to(at::kLong).contiguous();
   const auto device = batch.task_ids.device();
   const int64_t n = batch.task_ids.size(0);
@@ -137,6 +138,26 @@ at::Tensor TaskBatch::ToPadded(const at::Tensor& x) const {
 at::Tensor TaskBatch::FromPadded(const at::Tensor& padded) const {
   const auto flat = padded.flatten(0, 1);
   return padding_is_view ? flat : UnpadRows::apply(flat, padded_position, padded_source, padding_slots);
+}
+
+at::Tensor TaskBatch::SlotMask(int64_t width, at::ScalarType dtype) const {
+  auto build = [&] {
+    // Column u * width + k belongs to slot u (a floor division: repeat_interleave costs ~15 ops).
+    const auto slot_columns = at::div(at::arange(num_unique() * width, slot_of_row.options()), width, "floor");
+    return slot_of_row.unsqueeze(1).eq(slot_columns.unsqueeze(0)).to(dtype);
+  };
+  if (!slot_mask_cache) return build();
+  std::lock_guard<std::mutex> lock(slot_mask_cache->mutex);
+  for (const auto& [w, t, mask] : slot_mask_cache->masks) {
+    if (w == width && t == dtype) return mask;
+  }
+  at::Tensor mask;
+  {
+    at::NoGradGuard no_grad;
+    mask = build();
+  }
+  slot_mask_cache->masks.emplace_back(width, dtype, mask);
+  return mask;
 }
 
 }  // namespace skillgrid::skills

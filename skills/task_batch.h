@@ -2,6 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -64,6 +67,21 @@ struct TaskBatch {
   /// Inverse of ToPadded: (U, max_rows_per_task, ...) -> (N, ...) in the caller's row order;
   /// padding slots are dropped (and get zero gradient).
   at::Tensor FromPadded(const at::Tensor& padded) const;
+
+  /// The (N, U * width) 0/1 mask of `dtype` whose columns [u * width, (u + 1) * width) are 1 on
+  /// the rows of the u-th distinct task (the masked low-rank form). Built once per (width, dtype)
+  /// and shared by copies of the batch, so every routed layer and step reuses it; do not write
+  /// into it.
+  at::Tensor SlotMask(int64_t width, at::ScalarType dtype) const;
+
+  /// SlotMask's cache, shared by copies of the batch (the batch's fields must not change after
+  /// FromTaskIds). Null in a default-constructed batch: masks are then rebuilt at every call.
+  struct SlotMaskCache {
+    std::mutex mutex;                                                  ///< guards `masks`
+    std::vector<std::tuple<int64_t, at::ScalarType, at::Tensor>> masks;  ///< (width, dtype, mask)
+  };
+  /// See SlotMaskCache.
+  std::shared_ptr<SlotMaskCache> slot_mask_cache;
 };
 
 }  // namespace skillgrid::skills

@@ -131,6 +131,22 @@ TEST(Router, BadUseMessagesPrintTheValues) {
   ExpectThrowWith([&] { TaskBatch::FromTaskIds(Ids({0, -4})); }, {"-4"});
 }
 
+TEST(TaskBatch, SlotMaskSelectsEachRowsTaskColumnsAndIsBuiltOnce) {
+  const auto batch = TaskBatch::FromTaskIds(Ids({2, 0, 2, 5}));  // slots: 0 -> task 0, 1 -> 2, 2 -> 5
+  const at::Tensor mask = batch.SlotMask(2, at::kFloat);
+  const at::Tensor expected = torch::tensor({{0, 0, 1, 1, 0, 0}, {1, 1, 0, 0, 0, 0}, {0, 0, 1, 1, 0, 0}, {0, 0, 0, 0, 1, 1}},
+                                            torch::kFloat);
+  EXPECT_TRUE(torch::equal(mask, expected)) << mask;
+  const TaskBatch copy = batch;
+  EXPECT_TRUE(copy.SlotMask(2, at::kFloat).is_same(mask));   // cached, shared by copies
+  EXPECT_FALSE(batch.SlotMask(3, at::kFloat).is_same(mask));  // another width is another mask
+  EXPECT_EQ(batch.SlotMask(2, at::kDouble).scalar_type(), at::kDouble);
+  TaskBatch uncached = batch;
+  uncached.slot_mask_cache = nullptr;  // without a cache the mask is rebuilt, equal but new
+  EXPECT_TRUE(torch::equal(uncached.SlotMask(2, at::kFloat), expected));
+  EXPECT_FALSE(uncached.SlotMask(2, at::kFloat).is_same(mask));
+}
+
 TEST(TaskBatch, GroupsRowsAndPadsBlocks) {
   const auto batch = TaskBatch::FromTaskIds(Ids({3, 1, 3, 3, 1, 5}));
   EXPECT_EQ(batch.unique_task_list, (std::vector<int64_t>{1, 3, 5}));
