@@ -6,6 +6,7 @@
 
 #include "envs/vec_env.h"
 #include "skills/task_batch.h"
+#include "training/instruction_cache.h"
 
 namespace skillgrid::training {
 
@@ -23,6 +24,7 @@ Evaluation EvaluatePolicy(agents::ActorCritic model, const std::vector<std::stri
   const int t = static_cast<int>(levels.size());
   const int per_batch_levels = std::max(1, kEvalBatchTarget / t);  // episodes per level per batch
   std::vector<double> success(t, 0.0), returns(t, 0.0), lengths(t, 0.0);
+  InstructionCache instructions;  // eval routing is deterministic: one encoding per mission
   int batch_index = 0;
   for (int done_per_level = 0; done_per_level < episodes; done_per_level += per_batch_levels, ++batch_index) {
     const int e = std::min(per_batch_levels, episodes - done_per_level);
@@ -49,12 +51,12 @@ Evaluation EvaluatePolicy(agents::ActorCritic model, const std::vector<std::stri
     std::vector<char> finished(n, 0);
     int remaining = n;
     while (remaining > 0) {
-      const agents::Observation obs =
+      const agents::Observation host =
           agents::MakeObservation(at::from_blob(images.data(), {n, v, v, 3}, at::kByte),
                                   at::from_blob(tokens.data(), {n, w}, at::kInt),
-                                  at::from_blob(lens.data(), {n}, at::kInt), tasks)
-              .To(device);
-      const agents::PolicyOutput out = model->Act(obs, memory, batch);
+                                  at::from_blob(lens.data(), {n}, at::kInt), tasks);
+      const agents::Observation obs = host.To(device);
+      const agents::PolicyOutput out = model->Act(obs, memory, batch, instructions.Lookup(*model, host, obs));
       const at::Tensor a = argmax ? out.log_probs.argmax(1) : at::multinomial(out.log_probs.exp(), 1).squeeze(1);
       const at::Tensor a_cpu = a.to(at::kCPU).to(at::kInt).contiguous();
       std::copy(a_cpu.data_ptr<int32_t>(), a_cpu.data_ptr<int32_t>() + n, actions.begin());

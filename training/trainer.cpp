@@ -29,6 +29,7 @@
 #include "training/checkpoint.h"
 #include "training/evaluate.h"
 #include "training/fused_adam.h"
+#include "training/instruction_cache.h"
 #include "training/losses.h"
 
 namespace skillgrid::training {
@@ -123,7 +124,10 @@ struct Trainer::Impl {
   // Recurrent state of the rollout.
   at::Tensor memory;  // (N, M) on the device
   at::Tensor mask;    // (N) on the device: 0 where the previous step ended an episode
-  std::unordered_map<std::string, at::Tensor> instr_cache;  // see CachedInstructions
+  // Instruction embeddings of the rollout: the weights are fixed for a whole rollout and an
+  // instruction lasts a whole episode, so each distinct (task, instruction) is encoded once per
+  // update (one routing draw) instead of at every step; Step() clears it before each rollout.
+  InstructionCache instr_cache;
 
   // Counters and rolling statistics.
   int64_t update = 0, frames = 0, episodes = 0;
@@ -195,40 +199,6 @@ struct Trainer::Impl {
     return agents::MakeObservation(at::from_blob(images.data(), {n, view, view, 3}, at::kByte),
                                    at::from_blob(tokens.data(), {n, width}, at::kInt),
                                    at::from_blob(lengths.data(), {n}, at::kInt), env_tasks);
-  }
-
-  // Embeddings of the distinct instructions of an observation, from the rollout's cache. The
-  // weights are fixed for a whole rollout and an instruction lasts a whole episode, so each
-  // distinct (task, instruction) is encoded once per update (one routing draw) instead of at
-  // every step; Step() clears the cache before each rollout.
-  at::Tensor CachedInstructions(const agents::Observation& host, const agents::Observation& obs) {
-    const int64_t u = host.instr_tokens.size(0), len = host.instr_tokens.size(1);
-    const int64_t* tok = host.instr_tokens.data_ptr<int64_t>();
-    const int64_t* lens = host.instr_lengths.data_ptr<int64_t>();
-    const int64_t* tasks = host.instr_tasks.data_ptr<int64_t>();
-    std::vector<std::string> keys(static_cast<size_t>(u));
-    std::vector<int64_t> missing;
-    for (int64_t j = 0; j < u; ++j) {
-      std::string& key = keys[static_cast<size_t>(j)];
-      key.assign(reinterpret_cast<const char*>(&tasks[j]), sizeof(int64_t));
-      key.append(reinterpret_cast<const char*>(tok + j * len), static_cast<size_t>(lens[j]) * sizeof(int64_t));
-      if (instr_cache.count(key) == 0) missing.push_back(j);
-    }
-    if (!missing.empty()) {
-      const at::Tensor idx = at::tensor(missing, at::kLong).to(device);
-      agents::Observation sub;
-      sub.instr_tokens = obs.instr_tokens.index_select(0, idx);
-      sub.instr_lengths = obs.instr_lengths.index_select(0, idx);
-      sub.instr_tasks = obs.instr_tasks.index_select(0, idx);
-      const at::Tensor emb = model->EncodeInstructions(sub);
-      for (size_t k = 0; k < missing.size(); ++k) {
-        instr_cache[keys[static_cast<size_t>(missing[k])]] = emb[static_cast<int64_t>(k)];
-      }
-    }
-    std::vector<at::Tensor> rows;
-    rows.reserve(keys.size());
-    for (const auto& key : keys) rows.push_back(instr_cache.at(key));
-    return at::stack(rows);
   }
 
   void RecordEpisode(int i) {
@@ -444,7 +414,7 @@ struct Trainer::Impl {
     std::vector<uint8_t> action_bytes(static_cast<size_t>(steps) * n);
 
     model->train();
-    instr_cache.clear();  // weights may have changed since (update, checkpoint load)
+    instr_cache.Clear();  // weights may have changed since (update, checkpoint load)
     {
       RECORD_USER_SCOPE("skillgrid::rollout");  // phase marker for profiler traces
       torch::NoGradGuard no_grad;
@@ -455,7 +425,7 @@ struct Trainer::Impl {
         const agents::Observation host_obs = HostObservation();
         const agents::Observation obs = host_obs.To(device);
         const at::Tensor mem_in = memory * mask.unsqueeze(1);
-        const agents::PolicyOutput out = model->Act(obs, mem_in, env_batch, CachedInstructions(host_obs, obs));
+        const agents::PolicyOutput out = model->Act(obs, mem_in, env_batch, instr_cache.Lookup(*model, host_obs, obs));
         const at::Tensor action = at::multinomial(out.log_probs.exp(), 1).squeeze(1);
         st_memory[t].copy_(mem_in);
         st_mask[t].copy_(mask);
@@ -494,8 +464,8 @@ struct Trainer::Impl {
       torch::NoGradGuard no_grad;
       const agents::Observation host_obs = HostObservation();
       const agents::Observation obs = host_obs.To(device);
-      last_values = model->Act(obs, memory * mask.unsqueeze(1), env_batch, CachedInstructions(host_obs, obs)).values;
-      instr_cache.clear();  // the update below changes the weights
+      last_values = model->Act(obs, memory * mask.unsqueeze(1), env_batch, instr_cache.Lookup(*model, host_obs, obs)).values;
+      instr_cache.Clear();  // the update below changes the weights
     }
     const auto t1 = Clock::now();
     if (has_dir) actions_log.write(reinterpret_cast<const char*>(action_bytes.data()),
