@@ -12,8 +12,9 @@
 namespace skillgrid::skills {
 namespace {
 
-// Largest input x (C_in k k) size for which SkillConv2d runs a no-grad mixed batch as matmuls
-// over patches (the small model's rollout needs at most 64 x 49 x 12 = 37,632).
+// Largest N x H x W x C_in x k x k (an upper bound on the patch matrix, using the input's H x W)
+// for which SkillConv2d runs a no-grad mixed batch as matmuls over patches. The small model's
+// rollout needs at most 64 x 49 x 12 = 37,632; bow_endpool_res's 64 x 49 x 1,152 stays on oneDNN.
 constexpr int64_t kMaxPatchEntries = 1 << 18;
 
 // One convolution per task over rows already grouped in task blocks, writing into one output.
