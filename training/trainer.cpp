@@ -518,6 +518,17 @@ struct Trainer::Impl {
   // What one worker's share of a minibatch gave, each figure already weighted by its share.
   struct PartResult {
     double loss = 0, policy_loss = 0, value_loss = 0, entropy = 0, value_mean = 0, approx_kl = 0, clip_fraction = 0;
+
+    PartResult& operator+=(const PartResult& o) {
+      loss += o.loss;
+      policy_loss += o.policy_loss;
+      value_loss += o.value_loss;
+      entropy += o.entropy;
+      value_mean += o.value_mean;
+      approx_kl += o.approx_kl;
+      clip_fraction += o.clip_fraction;
+      return *this;
+    }
   };
 
   // Data-parallel update: worker 0 runs on `model`, worker k > 0 on replicas[k - 1], a copy
@@ -655,8 +666,12 @@ struct Trainer::Impl {
     coef.value_coef = cfg.value_coef;
     // More workers than chunks would leave some idle.
     update_workers = static_cast<int>(std::min<int64_t>(cfg.ResolvedUpdateWorkers(), chunks_per_batch));
-    UpdateStats s;
+    PartResult totals;  // summed over minibatches
+    double grad_norm_total = 0.0;
     int count = 0;
+    // Adam on CPU floats runs fused (one pass per parameter, the clip folded in as a scale).
+    auto* adam = dynamic_cast<torch::optim::Adam*>(optimizer.get());
+    const bool fused = adam != nullptr && CanFuseAdam(*adam);
     const at::Tensor offsets = at::arange(r, at::kLong);
     const at::Tensor tasks_cpu = b.tasks;
     for (int epoch = 0; epoch < epochs; ++epoch) {
@@ -702,24 +717,13 @@ struct Trainer::Impl {
           ReduceReplicas();
         }
         PartResult sum;
-        for (const PartResult& p : parts) {
-          sum.loss += p.loss;
-          sum.policy_loss += p.policy_loss;
-          sum.value_loss += p.value_loss;
-          sum.entropy += p.entropy;
-          sum.value_mean += p.value_mean;
-          sum.approx_kl += p.approx_kl;
-          sum.clip_fraction += p.clip_fraction;
-        }
+        for (const PartResult& p : parts) sum += p;
         if (!std::isfinite(sum.loss)) {
           throw TrainingError("loss is " + Num(sum.loss) + " at update " + std::to_string(update + 1) + " (policy " +
                               Num(sum.policy_loss) + ", value " + Num(sum.value_loss) + ", entropy " +
                               Num(sum.entropy) +
                               "); stopping before the optimiser step, the run directory keeps its last checkpoint");
         }
-        // Adam on CPU floats runs fused (one pass per parameter, the clip folded in as a scale).
-        auto* adam = dynamic_cast<torch::optim::Adam*>(optimizer.get());
-        const bool fused = adam != nullptr && CanFuseAdam(*adam);
         const double grad_norm =
             fused ? GradientNorm(all_params) : torch::nn::utils::clip_grad_norm_(all_params, cfg.max_grad_norm);
         if (!std::isfinite(grad_norm)) {
@@ -733,20 +737,20 @@ struct Trainer::Impl {
         } else {
           optimizer->step();
         }
-        s.policy_loss += sum.policy_loss;
-        s.value_loss += sum.value_loss;
-        s.entropy += sum.entropy;
-        s.value_mean += sum.value_mean;
-        s.approx_kl += sum.approx_kl;
-        s.clip_fraction += sum.clip_fraction;
-        s.grad_norm += grad_norm;
+        totals += sum;
+        grad_norm_total += grad_norm;
         ++count;
       }
     }
-    for (double* v : {&s.policy_loss, &s.value_loss, &s.entropy, &s.value_mean, &s.approx_kl, &s.clip_fraction,
-                      &s.grad_norm}) {
-      *v /= std::max(count, 1);
-    }
+    const double minibatches = std::max(count, 1);
+    UpdateStats s;
+    s.policy_loss = totals.policy_loss / minibatches;
+    s.value_loss = totals.value_loss / minibatches;
+    s.entropy = totals.entropy / minibatches;
+    s.value_mean = totals.value_mean / minibatches;
+    s.approx_kl = totals.approx_kl / minibatches;
+    s.clip_fraction = totals.clip_fraction / minibatches;
+    s.grad_norm = grad_norm_total / minibatches;
     return s;
   }
 
