@@ -6,6 +6,7 @@
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/pooling.h>
 
+#include "agents/small_cnn.h"
 #include "envs/tokenizer.h"
 #include "skills/router.h"
 #include "skills/skill_conv_embedding.h"
@@ -129,6 +130,18 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
   namespace F = torch::nn::functional;
   const std::string& arch = options.arch();
   if (arch == "small") {
+    if (SmallCnnTrunkSupports(sconv1_->parameters().front()) && obs.images.device().is_cpu()) {
+      // One op for the whole trunk; the kernels are drawn in the composite's order (one routing
+      // draw per layer), so both paths consume the same random numbers.
+      const auto [k1, b1] = sconv1_->BatchKernels(batch);
+      const auto [k2, b2] = sconv2_->BatchKernels(batch);
+      const auto [k3, b3] = sconv3_->BatchKernels(batch);
+      const at::Tensor images = obs.images.to(k1.scalar_type());
+      const bool per_task = k1.size(0) > 1 || k2.size(0) > 1 || k3.size(0) > 1;
+      if (!per_task) return SmallCnnTrunk(images, {k1, b1}, {k2, b2}, {k3, b3}, {images.size(0)});
+      return batch.UngroupRows(
+          SmallCnnTrunk(batch.GroupRows(images), {k1, b1}, {k2, b2}, {k3, b3}, batch.rows_per_task));
+    }
     at::Tensor x = obs.images.permute({0, 3, 1, 2}).to(at::kFloat);
     x = at::relu(sconv1_->forward(x, batch));
     x = at::max_pool2d(x, {2, 2});

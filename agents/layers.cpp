@@ -229,6 +229,11 @@ at::Tensor RoutedConv2dImpl::forward(const at::Tensor& x, const skills::TaskBatc
   return skill_.is_empty() ? plain_->forward(x) : skill_->forward(x, batch);
 }
 
+std::pair<at::Tensor, at::Tensor> RoutedConv2dImpl::BatchKernels(const skills::TaskBatch& batch) {
+  if (!skill_.is_empty()) return skill_->BatchKernels(batch);
+  return {plain_->weight.unsqueeze(0), plain_->bias.defined() ? plain_->bias.unsqueeze(0) : at::Tensor()};
+}
+
 // ----------------------------------------------------------------------------------------------
 LstmCellImpl::LstmCellImpl(const RoutingOptions& routing, LayerFamily family, int64_t input_size,
                            int64_t hidden_size)

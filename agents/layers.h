@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/arg.h>
@@ -135,6 +136,9 @@ class RoutedConv2dImpl : public torch::nn::Cloneable<RoutedConv2dImpl> {
   void reset() override;
   /// x (N, in, H, W) -> (N, out, H', W').
   at::Tensor forward(const at::Tensor& x, const skills::TaskBatch& batch);
+  /// The kernels (K, out, in, k, k) and biases (K, out) for `batch` (one routing draw when
+  /// routed): K = 1 when one kernel serves every row, else one per distinct task in batch order.
+  std::pair<at::Tensor, at::Tensor> BatchKernels(const skills::TaskBatch& batch);
   /// Whether this layer is skill-routed.
   bool routed() const { return !skill_.is_empty(); }
   /// The SkillConv2d (empty holder when not routed).

@@ -159,6 +159,15 @@ at::Tensor SkillConv2dImpl::ForwardPatches(const at::Tensor& x, const TaskBatch&
   return prepared.Apply(patches).transpose(1, 2).view({n, out, ho, wo});
 }
 
+std::pair<at::Tensor, at::Tensor> SkillConv2dImpl::BatchKernels(const TaskBatch& batch) {
+  TORCH_CHECK(batch.num_rows() > 0, "SkillConv2d: empty batch");
+  bool task_independent = false;
+  const auto weights = detail::RouteBatch(*router_, batch, &task_independent);
+  const auto [kernels, biases] = TaskKernels(weights);
+  if (kernels.size(0) == 1 || (!task_independent && batch.num_unique() > 1)) return {kernels, biases};
+  return {kernels.narrow(0, 0, 1), biases.defined() ? biases.narrow(0, 0, 1) : at::Tensor()};
+}
+
 std::pair<at::Tensor, at::Tensor> SkillConv2dImpl::EffectiveWeights(int64_t task) const {
   const auto [kernels, biases] = TaskKernels(detail::EvalWeightsForTask(*router_, task));
   return {kernels[0], biases.defined() ? biases[0] : at::Tensor()};

@@ -55,6 +55,10 @@ class SkillConv2dImpl : public torch::nn::Cloneable<SkillConv2dImpl> {
 
   /// x (N, C_in, H, W) with one task per row -> (N, C_out, H', W').
   at::Tensor forward(const at::Tensor& x, const TaskBatch& batch);
+  /// The kernels of `batch` with one routing draw (as forward makes): kernels (K, C_out, C_in, k,
+  /// k) and biases (K, C_out) (undefined without bias). K = 1 when one kernel serves every row
+  /// (a single task, or a task-independent router), else one per distinct task in batch order.
+  std::pair<at::Tensor, at::Tensor> BatchKernels(const TaskBatch& batch);
   /// The effective kernel (C_out, C_in, k, k) and bias of one task under eval routing.
   std::pair<at::Tensor, at::Tensor> EffectiveWeights(int64_t task) const;
   /// A plain torch Conv2d holding one task's effective weights.
