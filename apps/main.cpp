@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
 #ifdef SKILLGRID_HAVE_TORCH
   // Before anything else: OpenBLAS may need a restart to use this CPU's vector units.
   skillgrid::skills::ReexecWithTunedBlas(argv);
+  skillgrid::skills::KeepFreedMemoryInHeap();
 #endif
   CLI::App app{
       "skillgrid: multitask reinforcement learning with routed skill modules on BabyAI grid "

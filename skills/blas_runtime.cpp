@@ -1,6 +1,7 @@
 #include "skills/blas_runtime.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -50,6 +51,15 @@ void ReexecWithTunedBlas(char** argv) {
   setenv(kGuardVariable, "1", 1);  // never loop, even if the exec'd image ignores the variable
   execv("/proc/self/exe", argv);
   // exec failed (no /proc): go on with the generic kernels.
+}
+
+bool KeepFreedMemoryInHeap() {
+#ifdef __GLIBC__
+  // 32 MB is the largest mmap threshold glibc accepts; freed memory stays until 1 GB is spare.
+  return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#else
+  return false;
+#endif
 }
 
 void SetBlasThreads(int threads) {

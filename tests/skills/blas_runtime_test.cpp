@@ -5,6 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace skillgrid::skills {
 namespace {
@@ -15,7 +20,24 @@ TEST(BlasRuntime, OpenBlasRunsTunedKernelsAfterTheStartupReexec) {
   // Nothing left to fix: either OpenBLAS knew this CPU, or the re-exec chose a core type.
   EXPECT_EQ(TunedBlasCoreType(), "") << "OpenBLAS still runs its generic '" << core << "' kernels";
   const char* chosen = std::getenv("OPENBLAS_CORETYPE");
-  if (chosen != nullptr) EXPECT_NE(core, "Prescott") << "OPENBLAS_CORETYPE=" << chosen << " was ignored";
+  if (chosen != nullptr) {
+    EXPECT_NE(core, "Prescott") << "OPENBLAS_CORETYPE=" << chosen << " was ignored";
+  }
+}
+
+TEST(BlasRuntime, AfterKeepFreedMemoryInHeapAFewMegabytesComeFromTheHeapNotFromMmap) {
+#ifndef __GLIBC__
+  GTEST_SKIP() << "not glibc";
+#else
+  ASSERT_TRUE(KeepFreedMemoryInHeap());
+  const size_t mapped_before = mallinfo2().hblks;
+  const size_t bytes = 8u << 20;  // above glibc's default 128 KB threshold, below the new 32 MB
+  void* block = std::malloc(bytes);
+  ASSERT_NE(block, nullptr);
+  std::memset(block, 1, bytes);
+  EXPECT_EQ(mallinfo2().hblks, mapped_before) << "an 8 MB block was mapped on its own";
+  std::free(block);
+#endif
 }
 
 }  // namespace
