@@ -1,6 +1,6 @@
-// Process-level tuning: the allocator, and the BLAS that LibTorch calls for every Linear. OpenBLAS picks its
-// kernels when it loads and falls back to generic SSE3 ("Prescott") ones on CPUs newer than it
-// knows, which made fp32 matmuls 3-4x slower on this project's machines.
+// Process-level tuning: the allocator, and the BLAS that LibTorch calls for every Linear.
+// OpenBLAS picks its kernels when it loads and falls back to generic SSE3 ("Prescott") ones on
+// CPUs newer than it knows, which made fp32 matmuls 3-4x slower on this project's machines.
 #pragma once
 
 #include <string>
