@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <c10/core/InferenceMode.h>
 #include <torch/types.h>
 
 #include "envs/vec_env.h"
@@ -19,7 +20,7 @@ Evaluation EvaluatePolicy(agents::ActorCritic model, const std::vector<std::stri
                           uint64_t seed, bool argmax, int threads) {
   const bool was_training = model->is_training();
   model->eval();
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // lighter than no-grad: no autograd dispatch or version counters
   const at::Device device = model->parameters().front().device();
   const int t = static_cast<int>(levels.size());
   const int per_batch_levels = std::max(1, kEvalBatchTarget / t);  // episodes per level per batch
