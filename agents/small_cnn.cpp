@@ -29,8 +29,13 @@ template <typename T>
 inline void StoreVec(T* p, const typename Vec<T>::type& v) {
   std::memcpy(p, &v, sizeof v);
 }
-/// Builds a function for AVX-512, AVX2 and baseline x86-64, dispatched at load time.
+// Builds a function for AVX-512, AVX2 and baseline x86-64, dispatched at load time (GCC on
+// x86-64; elsewhere one build for the target).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SKILLGRID_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SKILLGRID_VECTOR_CLONES
+#endif
 
 // Geometry of one stride-1 convolution over NHWC rows.
 struct ConvShape {

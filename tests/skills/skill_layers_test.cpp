@@ -78,6 +78,29 @@ TEST(SkillConv2d, GradientsEqualAPerRowReferenceForMixedTaskOrder) {
   }
 }
 
+TEST(SkillConv2d, BatchKernelsGiveOneKernelPerDistinctTaskOrOneForAll) {
+  torch::manual_seed(4);
+  SkillConv2d conv(SkillConv2dOptions(3, 5, 2).skills(SkillInventoryOptions::LowRank(2)).routing(RouterOptions::Poly(4, 3)));
+  Randomise(*conv);
+  conv->eval();
+  const auto mixed = TaskBatch::FromTaskIds(Ids({3, 1, 3, 0}));  // distinct tasks 0, 1, 3
+  const auto [kernels, biases] = conv->BatchKernels(mixed);
+  ASSERT_EQ(kernels.sizes(), (std::vector<int64_t>{3, 5, 3, 2, 2}));
+  ASSERT_EQ(biases.sizes(), (std::vector<int64_t>{3, 5}));
+  const std::array<int64_t, 3> order = {0, 1, 3};
+  for (size_t u = 0; u < order.size(); ++u) {
+    const auto [kernel, bias] = conv->EffectiveWeights(order[u]);
+    EXPECT_TRUE(torch::allclose(kernels[static_cast<int64_t>(u)], kernel, 1e-6, 1e-6)) << "task " << order[u];
+    EXPECT_TRUE(torch::allclose(biases[static_cast<int64_t>(u)], bias, 1e-6, 1e-6)) << "task " << order[u];
+  }
+  const auto [single, single_bias] = conv->BatchKernels(TaskBatch::FromTaskIds(Ids({2, 2})));
+  EXPECT_EQ(single.size(0), 1);
+  EXPECT_TRUE(torch::allclose(single[0], conv->EffectiveWeights(2).first, 1e-6, 1e-6));
+  // A task-independent router (mu) serves every row with one kernel, whatever the tasks.
+  SkillConv2d mu(SkillConv2dOptions(3, 5, 2).skills(SkillInventoryOptions::LowRank(2)).routing(RouterOptions::Mu(4, 3)));
+  EXPECT_EQ(mu->BatchKernels(mixed).first.size(0), 1);
+}
+
 TEST(SkillConv2d, WithoutAutogradThePatchFormEqualsPerTaskConvolutions) {
   // Under NoGradGuard a one-head low-rank layer runs as matmuls over its im2col patches; each row
   // must still equal its own task's exported convolution (padding and stride included).
