@@ -280,7 +280,7 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
       const training::TrainBenchResult r = training::RunTrainBench(*o);
       std::printf(
           "model: %s\nrouter: %s\nparameters: %lld\nthreads: %d\ndevice: %s\nnum_envs: %d\nupdates: %d\nframes: %lld\n"
-          "seconds: %.3f\nrollout_share: %.3f\nest_gflop_per_frame: %.3f\nest_gflops: %.1f\nframes_per_sec: %.1f\n",
+          "seconds: %.3f\nrollout_share: %.3f\nest_gflop_per_frame: %.4g\nest_gflops: %.1f\nframes_per_sec: %.1f\n",
           o->model.c_str(), o->router.c_str(), static_cast<long long>(r.parameters), r.threads, o->device.c_str(),
           o->num_envs, o->updates, static_cast<long long>(r.frames), r.seconds, r.rollout_share,
           r.flops_per_frame / 1e9, r.gflops, r.frames_per_sec);
