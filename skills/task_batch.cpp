@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -153,6 +154,9 @@ at::Tensor TaskBatch::SlotMask(int64_t width, at::ScalarType dtype) const {
   }
   at::Tensor mask;
   {
+    // A normal tensor even when a rollout (inference mode) asks first: the cache outlives that
+    // scope, and inference tensors cannot take part in autograd later.
+    c10::InferenceMode not_inference(false);
     at::NoGradGuard no_grad;
     mask = build();
   }

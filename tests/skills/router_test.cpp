@@ -147,6 +147,20 @@ TEST(TaskBatch, SlotMaskSelectsEachRowsTaskColumnsAndIsBuiltOnce) {
   EXPECT_FALSE(uncached.SlotMask(2, at::kFloat).is_same(mask));
 }
 
+TEST(TaskBatch, SlotMaskFirstBuiltInInferenceModeStillServesTraining) {
+  // A rollout (inference mode) may be the first to ask for a batch's mask; the cached mask must
+  // then still be usable in ops that autograd records.
+  const auto batch = TaskBatch::FromTaskIds(Ids({1, 0, 1}));
+  {
+    c10::InferenceMode inference;
+    batch.SlotMask(2, at::kFloat);
+  }
+  const at::Tensor x = torch::ones({3, 4}, torch::requires_grad());
+  const at::Tensor y = (x * batch.SlotMask(2, at::kFloat)).sum();
+  y.backward();
+  EXPECT_TRUE(torch::equal(x.grad(), batch.SlotMask(2, at::kFloat)));
+}
+
 TEST(TaskBatch, GroupsRowsAndPadsBlocks) {
   const auto batch = TaskBatch::FromTaskIds(Ids({3, 1, 3, 3, 1, 5}));
   EXPECT_EQ(batch.unique_task_list, (std::vector<int64_t>{1, 3, 5}));
