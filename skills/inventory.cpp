@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <torch/autograd.h>
 
 namespace skillgrid::skills {
 
@@ -48,6 +49,52 @@ at::Tensor MixAlongOutput(const at::Tensor& weights_any, const at::Tensor& param
   const auto mixed = at::bmm(weights.transpose(0, 1), blocks);  // (h, U, k * d/h)
   return mixed.view({h, u, k, d / h}).permute({1, 2, 0, 3}).reshape({u, k, d});
 }
+
+namespace {
+
+// Mixes A and B for every mixture and lays them side by side in one autograd node: a (in, U*r)
+// = [A_1 .. A_U] with A_u = sum_s wa[u, s] A_s, and b (U*r, out) = scale * [B_1; ..; B_U]. Routed
+// layers run this once per call; as a chain of mm/view/permute/mul nodes it cost about a dozen
+// autograd nodes forward and backward per layer, more than the layer's own matmuls.
+struct SideBySideMixFn : public torch::autograd::Function<SideBySideMixFn> {
+  // wa, wb (U, S); lora_a (S, in, r); lora_b (S, r, out).
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& wa,
+                                                const at::Tensor& wb, const at::Tensor& lora_a,
+                                                const at::Tensor& lora_b, double scale) {
+    const int64_t u = wa.size(0), s = wa.size(1), in = lora_a.size(1), r = lora_a.size(2), out = lora_b.size(2);
+    at::Tensor a = at::mm(wa, lora_a.reshape({s, in * r}));  // (U, in * r)
+    if (u > 1) a = a.view({u, in, r}).transpose(0, 1).contiguous();
+    at::Tensor b = at::mm(wb, lora_b.reshape({s, r * out}));
+    b.mul_(scale);
+    ctx->save_for_backward({wa, wb, lora_a, lora_b});
+    ctx->saved_data["scale"] = scale;
+    return {a.view({in, u * r}), b.view({u * r, out})};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &wa = saved[0], &wb = saved[1], &lora_a = saved[2], &lora_b = saved[3];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const int64_t u = wa.size(0), s = wa.size(1), in = lora_a.size(1), r = lora_a.size(2), out = lora_b.size(2);
+    at::Tensor g_wa, g_wb, g_a, g_b;
+    if (grads[0].defined()) {
+      // (in, U*r) -> (U, in*r), mixture-major like the forward's product.
+      const at::Tensor da = u > 1 ? grads[0].view({in, u, r}).transpose(0, 1).reshape({u, in * r})
+                                  : grads[0].reshape({1, in * r});
+      if (ctx->needs_input_grad(0)) g_wa = at::mm(da, lora_a.reshape({s, in * r}).t());
+      if (ctx->needs_input_grad(2)) g_a = at::mm(wa.t(), da).view({s, in, r});
+    }
+    if (grads[1].defined()) {
+      const at::Tensor db = grads[1].reshape({u, r * out}) * scale;
+      if (ctx->needs_input_grad(1)) g_wb = at::mm(db, lora_b.reshape({s, r * out}).t());
+      if (ctx->needs_input_grad(3)) g_b = at::mm(wb.t(), db).view({s, r, out});
+    }
+    return {g_wa, g_wb, g_a, g_b, at::Tensor()};
+  }
+};
+
+}  // namespace
 
 SkillInventoryImpl::SkillInventoryImpl(SkillInventoryOptions options_, int64_t n_skills, int64_t d_in, int64_t d_out,
                                        int64_t n_splits)
@@ -124,6 +171,25 @@ LowRankFactors SkillInventoryImpl::MixLowRank(const SkillWeights& weights) const
   CheckWeights(weights, n_skills_, n_splits_);
   const double scale = 1.0 / static_cast<double>(options.rank());
   return {MixAlongInput(weights.for_a, lora_a_), MixAlongOutput(weights.for_b, lora_b_) * scale};
+}
+
+SideBySideFactors SkillInventoryImpl::MixLowRankSideBySide(const SkillWeights& weights) const {
+  TORCH_CHECK(is_low_rank(), "SkillInventory: MixLowRankSideBySide needs low-rank skills, kind is ",
+              InventoryKindName(options.kind()));
+  CheckWeights(weights, n_skills_, n_splits_);
+  const int64_t u = weights.for_a.size(0), r = options.rank();
+  const auto dtype = lora_a_.scalar_type();
+  const bool fusable = n_splits_ == 1 && lora_a_.size(0) == n_skills_ && lora_b_.size(0) == n_skills_ &&
+                       weights.for_a.scalar_type() == dtype && weights.for_b.scalar_type() == dtype &&
+                       lora_b_.scalar_type() == dtype;
+  if (fusable) {
+    const auto out = SideBySideMixFn::apply(weights.for_a.view({u, n_skills_}), weights.for_b.view({u, n_skills_}),
+                                            lora_a_, lora_b_, 1.0 / static_cast<double>(r));
+    return {out[0], out[1]};
+  }
+  const LowRankFactors f = MixLowRank(weights);
+  if (u == 1) return {f.a[0], f.b[0]};
+  return {f.a.permute({1, 0, 2}).reshape({d_in_, u * r}), f.b.reshape({u * r, d_out_})};
 }
 
 at::Tensor SkillInventoryImpl::MixDelta(const SkillWeights& weights) const {

@@ -57,6 +57,15 @@ struct LowRankFactors {
   at::Tensor b;
 };
 
+/// Every mixture's low-rank factors side by side, the layout of the masked matmul form
+/// x W^T + ((x A) * mask) B: column block u (width r) of A and row block u of B are mixture u.
+struct SideBySideFactors {
+  /// Mixed input-side factors, (d_in, U * r).
+  at::Tensor a;
+  /// Mixed and scaled (1/r) output-side factors, (U * r, d_out).
+  at::Tensor b;
+};
+
 /// The skills of one weight seen as a (d_in x d_out) matrix (x @ M), with h heads splitting the
 /// input side (A, dense/sparse rows) and the output side (B, bias) into equal blocks.
 /// Mixing is a product of averages: A_t = sum_s w_ts A_s and B_t = sum_s w_ts B_s.
@@ -72,6 +81,9 @@ class SkillInventoryImpl : public torch::nn::Cloneable<SkillInventoryImpl> {
 
   /// Low-rank only: the mixed factors for the tasks whose weights are given (U, h, S).
   LowRankFactors MixLowRank(const SkillWeights& weights) const;
+  /// Low-rank only: MixLowRank's factors laid side by side. With one routing head and
+  /// per-skill factors this is one autograd node (the composite costs about a dozen per call).
+  SideBySideFactors MixLowRankSideBySide(const SkillWeights& weights) const;
   /// The mixed weight delta per task, (U, d_in, d_out), for every inventory kind.
   at::Tensor MixDelta(const SkillWeights& weights) const;
   /// The mixed bias delta per task (U, d_out), or an undefined tensor without bias skills.

@@ -9,6 +9,48 @@
 #include "skills/layer_routing.h"
 
 namespace skillgrid::skills {
+namespace {
+
+// y = x W^T + b + ((x A) * mask) B as one autograd node, for x (N, in). Every routed linear
+// runs this on each call; as linear + matmul + mul + addmm + views it cost about ten autograd
+// nodes forward and backward, which on CPU took longer than the matmuls themselves.
+struct LowRankLinearFn : public torch::autograd::Function<LowRankLinearFn> {
+  // weight (out, in); bias (out); a (in, K); b (K, out); mask (N, K). An absent bias or mask
+  // arrives as an empty tensor (custom functions take no undefined inputs).
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b, const at::Tensor& mask) {
+    at::Tensor projected = at::mm(x, a);  // (N, K)
+    if (mask.numel() > 0) projected.mul_(mask);
+    at::Tensor y = bias.numel() > 0 ? at::addmm(bias, x, weight.t()) : at::mm(x, weight.t());
+    y.addmm_(projected, b);
+    ctx->save_for_backward({x, weight, a, b, mask, projected});
+    ctx->saved_data["has_bias"] = bias.numel() > 0;
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1], &a = saved[2], &b = saved[3], &mask = saved[4],
+                     &projected = saved[5];
+    const at::Tensor& dy = grads[0];
+    at::Tensor dx, dw, db, da, dbb;
+    // d(projected), masked like the forward; needed for dx and dA.
+    at::Tensor dp;
+    if (ctx->needs_input_grad(0) || ctx->needs_input_grad(3)) {
+      dp = at::mm(dy, b.t());
+      if (mask.numel() > 0) dp.mul_(mask);
+    }
+    if (ctx->needs_input_grad(0)) dx = at::mm(dy, weight).addmm_(dp, a.t());
+    if (ctx->needs_input_grad(1)) dw = at::mm(dy.t(), x);
+    if (ctx->needs_input_grad(2) && ctx->saved_data["has_bias"].toBool()) db = dy.sum(0);
+    if (ctx->needs_input_grad(3)) da = at::mm(x.t(), dp);
+    if (ctx->needs_input_grad(4)) dbb = at::mm(projected.t(), dy);
+    return {dx, dw, db, da, dbb, at::Tensor()};
+  }
+};
+
+}  // namespace
 
 SkillLinearOptions::SkillLinearOptions(int64_t in_features, int64_t out_features)
     : in_features_(in_features), out_features_(out_features) {}
@@ -181,9 +223,19 @@ PreparedSkillLinear SkillLinearImpl::Prepare(const TaskBatch& batch) {
 
 PreparedSkillLinear SkillLinearImpl::PrepareLowRank(const TaskBatch& batch, const SkillWeights& weights,
                                                     bool task_independent) const {
-  // a (U, in, r), b (U, r, out), scale included.
-  return PreparedSkillLinear::FromLowRank(base_->weight, base_->bias, skills_->MixLowRank(weights), batch,
-                                          task_independent);
+  PreparedSkillLinear p;
+  p.weight_ = base_->weight;
+  p.bias_ = base_->bias;
+  const SideBySideFactors factors = skills_->MixLowRankSideBySide(weights);  // scale included
+  p.a_ = factors.a;
+  p.b_ = factors.b;
+  if (!task_independent && batch.num_unique() > 1) {
+    const int64_t rank = skills_->options.rank();
+    TORCH_CHECK(p.a_.size(1) == batch.num_unique() * rank, "SkillLinear: routing gave ", p.a_.size(1) / rank,
+                " mixtures for a batch of ", batch.num_unique(), " tasks");
+    p.mask_ = batch.SlotMask(rank, p.a_.scalar_type());
+  }
+  return p;
 }
 
 PreparedSkillLinear PreparedSkillLinear::FromLowRank(const at::Tensor& weight, const at::Tensor& bias,
@@ -214,6 +266,10 @@ at::Tensor PreparedSkillLinear::Apply(const at::Tensor& x) const {
   }
   TORCH_CHECK(x.dim() >= 1 && (!mask_.defined() || x.size(0) == mask_.size(0)), "PreparedSkillLinear: input has shape ",
               x.sizes(), " but the prepared batch has ", mask_.defined() ? mask_.size(0) : -1, " rows");
+  if (x.dim() == 2 && x.scalar_type() == weight_.scalar_type() && a_.scalar_type() == weight_.scalar_type()) {
+    const at::Tensor none = at::empty({0}, weight_.options());
+    return LowRankLinearFn::apply(x, weight_, bias_.defined() ? bias_ : none, a_, b_, mask_.defined() ? mask_ : none);
+  }
   const auto base_out = at::linear(x, weight_, bias_);
   if (!mask_.defined()) return base_out + x.matmul(a_).matmul(b_);
   const int64_t out = weight_.size(0), ur = a_.size(1);
