@@ -74,6 +74,44 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
   }
 };
 
+// Per-task kernels W + (A_u B_u)^T from side-by-side low-rank factors, as one autograd node:
+// base (out, in, k, k); a (P, U*r) and b (U*r, out) with P = in*k*k; returns (U, out, P).
+// (The composite bmm/transpose/reshape/add chain cost several nodes per layer and call.)
+struct LowRankKernelsFn : public torch::autograd::Function<LowRankKernelsFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& base, const at::Tensor& a,
+                            const at::Tensor& b, int64_t u) {
+    const int64_t out = base.size(0), p = a.size(0), r = a.size(1) / u;
+    const at::Tensor a_u = a.view({p, u, r}).permute({1, 2, 0});  // (U, r, P)
+    const at::Tensor b_u = b.view({u, r, out}).transpose(1, 2);    // (U, out, r)
+    ctx->save_for_backward({a, b});
+    ctx->saved_data["u"] = u;
+    ctx->saved_data["base_sizes"] = c10::IValue(base.sizes().vec());
+    return at::baddbmm(base.reshape({1, out, p}).expand({u, out, p}), b_u, a_u);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &a = saved[0], &b = saved[1];
+    const int64_t u = ctx->saved_data["u"].toInt();
+    const int64_t out = b.size(1), p = a.size(0), r = a.size(1) / u;
+    const at::Tensor& dk = grads[0];  // (U, out, P)
+    at::Tensor d_base, d_a, d_b;
+    if (ctx->needs_input_grad(0)) d_base = dk.sum(0).view(ctx->saved_data["base_sizes"].toIntVector());
+    if (ctx->needs_input_grad(1)) {
+      // d a_u (P, r) = dK_u^T B_u^T, laid back side by side.
+      const at::Tensor b_u = b.view({u, r, out});
+      d_a = at::bmm(dk.transpose(1, 2), b_u.transpose(1, 2)).permute({1, 0, 2}).reshape({p, u * r});
+    }
+    if (ctx->needs_input_grad(2)) {
+      // d b_u (r, out) = A_u^T dK_u^T.
+      const at::Tensor a_u = a.view({p, u, r}).permute({1, 2, 0});  // (U, r, P)
+      d_b = at::bmm(a_u, dk.transpose(1, 2)).reshape({u * r, out});
+    }
+    return {d_base, d_a, d_b, at::Tensor()};
+  }
+};
+
 }  // namespace
 
 SkillConv2dOptions::SkillConv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)
@@ -106,9 +144,15 @@ void SkillConv2dImpl::pretty_print(std::ostream& stream) const {
 
 std::pair<at::Tensor, at::Tensor> SkillConv2dImpl::TaskKernels(const SkillWeights& weights) const {
   const int64_t in = options.in_channels(), out = options.out_channels(), k = options.kernel_size();
-  const auto delta = skills_->MixDelta(weights);  // (U, in*k*k, out)
-  const int64_t u = delta.size(0);
-  const auto kernels = base_->weight.unsqueeze(0) + delta.transpose(1, 2).reshape({u, out, in, k, k});
+  const int64_t u = weights.for_a.size(0);
+  at::Tensor kernels;
+  if (skills_->is_low_rank()) {
+    const SideBySideFactors factors = skills_->MixLowRankSideBySide(weights);
+    kernels = LowRankKernelsFn::apply(base_->weight, factors.a, factors.b, u).view({u, out, in, k, k});
+  } else {
+    const auto delta = skills_->MixDelta(weights);  // (U, in*k*k, out)
+    kernels = base_->weight.unsqueeze(0) + delta.transpose(1, 2).reshape({u, out, in, k, k});
+  }
   at::Tensor biases = base_->bias.defined() ? base_->bias.unsqueeze(0).expand({u, out}) : at::Tensor();
   const auto bias_delta = skills_->MixBiasDelta(weights);
   if (bias_delta.defined()) biases = biases.defined() ? biases + bias_delta : bias_delta;

@@ -1,5 +1,6 @@
 #include "skills/skill_linear.h"
 
+#include <algorithm>
 #include <ostream>
 
 #include <ATen/ATen.h>
@@ -266,9 +267,17 @@ at::Tensor PreparedSkillLinear::Apply(const at::Tensor& x) const {
   }
   TORCH_CHECK(x.dim() >= 1 && (!mask_.defined() || x.size(0) == mask_.size(0)), "PreparedSkillLinear: input has shape ",
               x.sizes(), " but the prepared batch has ", mask_.defined() ? mask_.size(0) : -1, " rows");
-  if (x.dim() == 2 && x.scalar_type() == weight_.scalar_type() && a_.scalar_type() == weight_.scalar_type()) {
+  if (x.dim() >= 2 && x.scalar_type() == weight_.scalar_type() && a_.scalar_type() == weight_.scalar_type()) {
     const at::Tensor none = at::empty({0}, weight_.options());
-    return LowRankLinearFn::apply(x, weight_, bias_.defined() ? bias_ : none, a_, b_, mask_.defined() ? mask_ : none);
+    const at::Tensor bias = bias_.defined() ? bias_ : none;
+    if (x.dim() == 2) return LowRankLinearFn::apply(x, weight_, bias, a_, b_, mask_.defined() ? mask_ : none);
+    // (N, ..., in) as N * L rows; each row of the mask repeats over its L inner rows.
+    const int64_t n = x.size(0), in = x.size(-1), inner = x.numel() / std::max<int64_t>(n * in, 1);
+    const at::Tensor mask =
+        mask_.defined() ? mask_.unsqueeze(1).expand({n, inner, mask_.size(1)}).reshape({n * inner, mask_.size(1)}) : none;
+    std::vector<int64_t> out_shape = x.sizes().vec();
+    out_shape.back() = weight_.size(0);
+    return LowRankLinearFn::apply(x.reshape({-1, in}), weight_, bias, a_, b_, mask).view(out_shape);
   }
   const auto base_out = at::linear(x, weight_, bias_);
   if (!mask_.defined()) return base_out + x.matmul(a_).matmul(b_);

@@ -219,14 +219,18 @@ TEST(SkillLinear, MaskedStrategyAgreesWithMergedOnMixedBatches) {
   for (const auto& shape : {std::vector<int64_t>{7, 6}, std::vector<int64_t>{7, 4, 6}}) {
     const auto x = torch::randn(shape);
     EXPECT_TRUE(torch::allclose(merged->forward(x, tasks), masked->forward(x, tasks), 1e-5, 1e-6));
-  }
-  const auto x = torch::randn({7, 6});
-  merged->forward(x, tasks).pow(2).sum().backward();
-  masked->forward(x, tasks).pow(2).sum().backward();
-  const auto g_merged = merged->named_parameters(), g_masked = masked->named_parameters();
-  for (const auto& item : g_merged) {
-    ASSERT_TRUE(item.value().grad().defined()) << item.key();
-    EXPECT_TRUE(torch::allclose(item.value().grad(), g_masked[item.key()].grad(), 1e-4, 1e-5)) << item.key();
+    merged->zero_grad();
+    masked->zero_grad();
+    const auto x_merged = x.clone().requires_grad_(true), x_masked = x.clone().requires_grad_(true);
+    merged->forward(x_merged, tasks).pow(2).sum().backward();
+    masked->forward(x_masked, tasks).pow(2).sum().backward();
+    EXPECT_TRUE(torch::allclose(x_merged.grad(), x_masked.grad(), 1e-4, 1e-5)) << "input " << x.sizes();
+    const auto g_merged = merged->named_parameters(), g_masked = masked->named_parameters();
+    for (const auto& item : g_merged) {
+      ASSERT_TRUE(item.value().grad().defined()) << item.key();
+      EXPECT_TRUE(torch::allclose(item.value().grad(), g_masked[item.key()].grad(), 1e-4, 1e-5))
+          << item.key() << " " << x.sizes();
+    }
   }
 }
 
