@@ -8,6 +8,8 @@
 #include <c10/util/Exception.h>
 #include <torch/autograd.h>
 
+#include "skills/blas_runtime.h"
+
 namespace skillgrid::agents {
 namespace {
 
@@ -183,37 +185,66 @@ int64_t KernelOf(const at::Tensor& weights, size_t block) {
   return weights.size(0) == 1 ? 0 : static_cast<int64_t>(block);
 }
 
-// out rows of every block = bias + patches W^T, then ReLU. patches (N * positions, patch).
+// out rows of every block = bias + patches W^T, then ReLU. patches (N * positions, patch); w
+// (K, C, patch) and b (K, C) contiguous. The products go straight to BLAS: as ATen ops (narrow,
+// select, addmm per block) the blocks cost ~5 us each in dispatch, more than a small product.
+template <typename T>
 void ConvBlocks(const at::Tensor& patches, const at::Tensor& w, const at::Tensor& b,
                 const std::vector<int64_t>& rows, int64_t positions, at::Tensor& out) {
+  const int64_t c = w.size(1), k = w.size(2);
+  const T* p = patches.data_ptr<T>();
+  const T* wp = w.data_ptr<T>();
+  const T* bp = b.data_ptr<T>();
+  T* o = out.data_ptr<T>();
   int64_t offset = 0;
   for (size_t u = 0; u < rows.size(); ++u) {
     const int64_t n = rows[u] * positions;
     const int64_t ku = KernelOf(w, u);
-    at::Tensor dst = out.narrow(0, offset, n);
-    at::addmm_out(dst, b[ku], patches.narrow(0, offset, n), w[ku].t());
+    T* ou = o + offset * c;
+    for (int64_t r = 0; r < n; ++r) std::copy(bp + ku * c, bp + (ku + 1) * c, ou + r * c);
+    if (!skills::RowMajorGemm(false, true, n, c, k, p + offset * k, k, wp + ku * c * k, k, T(1), ou, c)) {
+      at::Tensor dst = out.narrow(0, offset, n);
+      dst.addmm_(patches.narrow(0, offset, n), w[ku].t());
+    }
     offset += n;
   }
-  out.relu_();
+  T* end = o + out.numel();
+  for (T* q = o; q < end; ++q) *q = *q < T(0) ? T(0) : *q;  // NaN stays NaN, as in ATen's relu
 }
 
 // Weight and bias gradients of every block's kernel (accumulated where blocks share one), and the
-// patch gradients d(patches) = d W.
+// patch gradients d(patches) = d W. d, patches and w contiguous.
+template <typename T>
 void ConvBlocksBackward(const at::Tensor& d, const at::Tensor& patches, const at::Tensor& w,
                         const std::vector<int64_t>& rows, int64_t positions, at::Tensor& grad_w, at::Tensor& grad_b,
                         at::Tensor* grad_patches) {
   grad_w = at::zeros_like(w);
   grad_b = at::zeros({w.size(0), w.size(1)}, w.options());
+  const int64_t c = w.size(1), k = w.size(2);
+  const T* dp = d.data_ptr<T>();
+  const T* p = patches.data_ptr<T>();
+  const T* wp = w.data_ptr<T>();
+  T* gw = grad_w.data_ptr<T>();
+  T* gb = grad_b.data_ptr<T>();
+  T* gp = grad_patches != nullptr ? grad_patches->data_ptr<T>() : nullptr;
   int64_t offset = 0;
   for (size_t u = 0; u < rows.size(); ++u) {
     const int64_t n = rows[u] * positions;
     const int64_t ku = KernelOf(w, u);
-    const at::Tensor du = d.narrow(0, offset, n);
-    grad_w[ku].addmm_(du.t(), patches.narrow(0, offset, n));
-    grad_b[ku].add_(du.sum(0));
-    if (grad_patches != nullptr) {
-      at::Tensor dst = grad_patches->narrow(0, offset, n);
-      at::mm_out(dst, du, w[ku]);
+    const T* du = dp + offset * c;
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t j = 0; j < c; ++j) gb[ku * c + j] += du[r * c + j];
+    }
+    const bool blas = skills::RowMajorGemm(true, false, c, k, n, du, c, p + offset * k, k, T(1), gw + ku * c * k, k) &&
+                      (gp == nullptr || skills::RowMajorGemm(false, false, n, k, c, du, c, wp + ku * c * k, k, T(0),
+                                                            gp + offset * k, k));
+    if (!blas) {  // no Fortran BLAS in this process: the same products through ATen
+      const at::Tensor dn = d.narrow(0, offset, n);
+      grad_w[ku].addmm_(dn.t(), patches.narrow(0, offset, n));
+      if (grad_patches != nullptr) {
+        at::Tensor dst = grad_patches->narrow(0, offset, n);
+        at::mm_out(dst, dn, w[ku]);
+      }
     }
     offset += n;
   }
@@ -238,25 +269,26 @@ struct SmallCnnTrunkFn : public torch::autograd::Function<SmallCnnTrunkFn> {
     at::Tensor a2 = at::empty({n * s2.positions(), s2.out}, opts);
     at::Tensor p3 = at::empty({n * s3.positions(), s3.patch()}, opts);
     at::Tensor a3 = at::empty({n * s3.positions(), s3.out}, opts);
+    const at::Tensor w2c = w2.contiguous(), w3c = w3.contiguous();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "SmallCnnTrunk", [&] {
       Im2Col<scalar_t>(x.data_ptr<scalar_t>(), n, s1, p1.data_ptr<scalar_t>());
+      const at::Tensor w1t = w1.transpose(1, 2).contiguous(), b1c = b1.contiguous();  // (K, patch, C)
       int64_t offset = 0;
       for (size_t u = 0; u < rows.size(); ++u) {
         const int64_t ku = KernelOf(w1, u), count = rows[u] * s1.positions();
-        const at::Tensor wt = w1[ku].t().contiguous();
-        const at::Tensor bu = b1[ku].contiguous();
         SkinnyMatmulBiasRelu<scalar_t>(p1.data_ptr<scalar_t>() + offset * s1.patch(), count, s1.patch(),
-                                       wt.data_ptr<scalar_t>(), bu.data_ptr<scalar_t>(), s1.out,
+                                       w1t.data_ptr<scalar_t>() + ku * s1.patch() * s1.out,
+                                       b1c.data_ptr<scalar_t>() + ku * s1.out, s1.out,
                                        a1.data_ptr<scalar_t>() + offset * s1.out);
         offset += count;
       }
       MaxPool2<scalar_t>(a1.data_ptr<scalar_t>(), n, s1.ho(), s1.wo(), s1.out, m1.data_ptr<scalar_t>());
       Im2Col<scalar_t>(m1.data_ptr<scalar_t>(), n, s2, p2.data_ptr<scalar_t>());
-      ConvBlocks(p2, w2, b2, rows, s2.positions(), a2);
+      ConvBlocks<scalar_t>(p2, w2c, b2.contiguous(), rows, s2.positions(), a2);
       Im2Col<scalar_t>(a2.data_ptr<scalar_t>(), n, s3, p3.data_ptr<scalar_t>());
-      ConvBlocks(p3, w3, b3, rows, s3.positions(), a3);
+      ConvBlocks<scalar_t>(p3, w3c, b3.contiguous(), rows, s3.positions(), a3);
     });
-    ctx->save_for_backward({p1, a1, m1, p2, a2, p3, a3, w1, w2, w3});
+    ctx->save_for_backward({p1, a1, m1, p2, a2, p3, a3, w1, w2c, w3c});
     ctx->saved_data["rows"] = c10::IValue(rows);
     ctx->saved_data["kernel_sizes"] = c10::IValue(kernel_sizes);
     ctx->saved_data["pool_input"] = c10::IValue(std::vector<int64_t>{s1.ho(), s1.wo()});
@@ -288,10 +320,10 @@ struct SmallCnnTrunkFn : public torch::autograd::Function<SmallCnnTrunkFn> {
     g[1] = at::zeros({w1.size(0), c1}, w1.options());
     AT_DISPATCH_FLOATING_TYPES(a1.scalar_type(), "SmallCnnTrunkBackward", [&] {
       ReluBackwardInPlace<scalar_t>(d3.data_ptr<scalar_t>(), a3.data_ptr<scalar_t>(), d3.numel());
-      ConvBlocksBackward(d3, p3, w3, rows, pos3, g[4], g[5], &dp3);
+      ConvBlocksBackward<scalar_t>(d3, p3, w3, rows, pos3, g[4], g[5], &dp3);
       Col2ImAdd<scalar_t>(dp3.data_ptr<scalar_t>(), n, s3, d2.data_ptr<scalar_t>());
       ReluBackwardInPlace<scalar_t>(d2.data_ptr<scalar_t>(), a2.data_ptr<scalar_t>(), d2.numel());
-      ConvBlocksBackward(d2, p2, w2, rows, pos2, g[2], g[3], &dp2);
+      ConvBlocksBackward<scalar_t>(d2, p2, w2, rows, pos2, g[2], g[3], &dp2);
       Col2ImAdd<scalar_t>(dp2.data_ptr<scalar_t>(), n, s2, dm1.data_ptr<scalar_t>());
       PoolReluBackward<scalar_t>(dm1.data_ptr<scalar_t>(), m1.data_ptr<scalar_t>(), a1.data_ptr<scalar_t>(), n,
                                  pool_in[0], pool_in[1], c1, d1.data_ptr<scalar_t>());

@@ -68,4 +68,40 @@ void SetBlasThreads(int threads) {
   if (set_threads != nullptr && threads >= 1) set_threads(threads);
 }
 
+namespace {
+
+// Fortran BLAS ?gemm_ (column-major; character flags passed by pointer, lengths omitted as
+// LibTorch itself calls them).
+template <typename T>
+using FortranGemm = void (*)(const char*, const char*, const int*, const int*, const int*, const T*, const T*,
+                             const int*, const T*, const int*, const T*, T*, const int*);
+
+template <typename T>
+bool CallRowMajorGemm(FortranGemm<T> gemm, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
+                      int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (gemm == nullptr) return false;
+  if (m == 0 || n == 0) return true;
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T over the same memory.
+  const char tb = trans_b ? 'T' : 'N', ta = trans_a ? 'T' : 'N';
+  const int mi = static_cast<int>(n), ni = static_cast<int>(m), ki = static_cast<int>(k);
+  const int ldb_i = static_cast<int>(ldb), lda_i = static_cast<int>(lda), ldc_i = static_cast<int>(ldc);
+  const T one = 1;
+  gemm(&tb, &ta, &mi, &ni, &ki, &one, b, &ldb_i, a, &lda_i, &beta, c, &ldc_i);
+  return true;
+}
+
+}  // namespace
+
+bool RowMajorGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  static const auto gemm = LookUp<FortranGemm<float>>("sgemm_");
+  return CallRowMajorGemm(gemm, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
+bool RowMajorGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda,
+                  const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  static const auto gemm = LookUp<FortranGemm<double>>("dgemm_");
+  return CallRowMajorGemm(gemm, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
 }  // namespace skillgrid::skills

@@ -3,6 +3,7 @@
 // CPUs newer than it knows, which made fp32 matmuls 3-4x slower on this project's machines.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace skillgrid::skills {
@@ -26,6 +27,16 @@ void ReexecWithTunedBlas(char** argv);
 /// its activations back in (the small model ran ~20 % faster without it). Returns false when the
 /// C library does not take the setting. Call once, early in main().
 bool KeepFreedMemoryInHeap();
+
+/// Row-major C (m x n) = op(A) op(B) + beta * C through the Fortran BLAS loaded with LibTorch,
+/// with no ATen op around it (for loops of small products, where each op's ~5 us overhead costs
+/// more than the product). op(A) is A (m x k, row stride lda) or, with trans_a, the transpose of
+/// A stored (k x m); likewise op(B). Returns false, computing nothing, when no BLAS is loaded.
+bool RowMajorGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+/// The double-precision form of RowMajorGemm.
+bool RowMajorGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda,
+                  const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
 
 /// Sets OpenBLAS's own thread count (no-op for other BLAS libraries). LibTorch parallelises
 /// around its BLAS calls with its own pool; two pools spinning on two cores only fight.

@@ -7,12 +7,44 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <torch/torch.h>
+
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
 namespace skillgrid::skills {
 namespace {
+
+template <typename T>
+void ExpectRowMajorGemmMatchesAten(at::ScalarType dtype, double tolerance) {
+  torch::manual_seed(3);
+  const int64_t m = 5, n = 7, k = 3, pad = 2;  // leading dimensions wider than the rows
+  for (const bool ta : {false, true}) {
+    for (const bool tb : {false, true}) {
+      for (const double beta : {0.0, 1.0}) {
+        // Stored shapes of A and B, each with `pad` extra columns beyond the used ones.
+        const at::Tensor a_store = torch::randn({ta ? k : m, (ta ? m : k) + pad}, dtype);
+        const at::Tensor b_store = torch::randn({tb ? n : k, (tb ? k : n) + pad}, dtype);
+        const at::Tensor a = a_store.narrow(1, 0, ta ? m : k), b = b_store.narrow(1, 0, tb ? k : n);
+        const at::Tensor c0 = torch::randn({m, n + pad}, dtype);
+        at::Tensor c = c0.clone();
+        ASSERT_TRUE(RowMajorGemm(ta, tb, m, n, k, a_store.data_ptr<T>(), a_store.size(1), b_store.data_ptr<T>(),
+                                 b_store.size(1), static_cast<T>(beta), c.data_ptr<T>(), c.size(1)));
+        const at::Tensor expected = at::mm(ta ? a.t() : a, tb ? b.t() : b) + beta * c0.narrow(1, 0, n);
+        EXPECT_TRUE(torch::allclose(c.narrow(1, 0, n), expected, tolerance, tolerance))
+            << "trans_a " << ta << " trans_b " << tb << " beta " << beta;
+        EXPECT_TRUE(torch::equal(c.narrow(1, n, pad), c0.narrow(1, n, pad))) << "wrote beyond the n used columns";
+      }
+    }
+  }
+}
+
+TEST(BlasRuntime, RowMajorGemmMatchesAtenForEveryTransposeAndBeta) {
+  // LibTorch always loads a Fortran BLAS, so the call must find one.
+  ExpectRowMajorGemmMatchesAten<float>(at::kFloat, 1e-5);
+  ExpectRowMajorGemmMatchesAten<double>(at::kDouble, 1e-12);
+}
 
 TEST(BlasRuntime, OpenBlasRunsTunedKernelsAfterTheStartupReexec) {
   const std::string core = BlasCoreName();
