@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 #include <torch/autograd.h>
 
+#include "skills/blas_runtime.h"
 #include "skills/layer_routing.h"
 #include "skills/skill_linear.h"
 
@@ -76,16 +77,38 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
 
 // Per-task kernels W + (A_u B_u)^T from side-by-side low-rank factors, as one autograd node:
 // base (out, in, k, k); a (P, U*r) and b (U*r, out) with P = in*k*k; returns (U, out, P).
-// (The composite bmm/transpose/reshape/add chain cost several nodes per layer and call.)
+// (The composite bmm/transpose/reshape/add chain cost several nodes per layer and call; on CPU
+// the per-task products go straight to BLAS, as ATen's small batched matmuls loop in ops.)
 struct LowRankKernelsFn : public torch::autograd::Function<LowRankKernelsFn> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& base, const at::Tensor& a,
-                            const at::Tensor& b, int64_t u) {
+  static bool Raw(const at::Tensor& base, const at::Tensor& a, const at::Tensor& b) {
+    const auto dtype = base.scalar_type();
+    return base.device().is_cpu() && a.device().is_cpu() && b.device().is_cpu() &&
+           a.scalar_type() == dtype && b.scalar_type() == dtype &&
+           (dtype == at::kFloat || dtype == at::kDouble);
+  }
+
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& base_in,
+                            const at::Tensor& a_in, const at::Tensor& b_in, int64_t u) {
+    const at::Tensor base = base_in.contiguous(), a = a_in.contiguous(), b = b_in.contiguous();
     const int64_t out = base.size(0), p = a.size(0), r = a.size(1) / u;
-    const at::Tensor a_u = a.view({p, u, r}).permute({1, 2, 0});  // (U, r, P)
-    const at::Tensor b_u = b.view({u, r, out}).transpose(1, 2);    // (U, out, r)
     ctx->save_for_backward({a, b});
     ctx->saved_data["u"] = u;
     ctx->saved_data["base_sizes"] = c10::IValue(base.sizes().vec());
+    if (Raw(base, a, b)) {
+      at::Tensor kernels = base.reshape({1, out, p}).repeat({u, 1, 1});
+      bool done = true;
+      AT_DISPATCH_FLOATING_TYPES(base.scalar_type(), "LowRankKernels", [&] {
+        for (int64_t m = 0; m < u && done; ++m) {
+          // K_m (out, P) += B_m^T (out, r) A_m^T (r, P).
+          done = skills::RowMajorGemm(true, true, out, p, r, b.data_ptr<scalar_t>() + m * r * out,
+                                      out, a.data_ptr<scalar_t>() + m * r, u * r, scalar_t(1),
+                                      kernels.data_ptr<scalar_t>() + m * out * p, p);
+        }
+      });
+      if (done) return kernels;
+    }
+    const at::Tensor a_u = a.view({p, u, r}).permute({1, 2, 0});  // (U, r, P)
+    const at::Tensor b_u = b.view({u, r, out}).transpose(1, 2);   // (U, out, r)
     return at::baddbmm(base.reshape({1, out, p}).expand({u, out, p}), b_u, a_u);
   }
 
@@ -95,15 +118,38 @@ struct LowRankKernelsFn : public torch::autograd::Function<LowRankKernelsFn> {
     const at::Tensor &a = saved[0], &b = saved[1];
     const int64_t u = ctx->saved_data["u"].toInt();
     const int64_t out = b.size(1), p = a.size(0), r = a.size(1) / u;
-    const at::Tensor& dk = grads[0];  // (U, out, P)
+    const at::Tensor dk = grads[0].contiguous();  // (U, out, P)
     at::Tensor d_base, d_a, d_b;
-    if (ctx->needs_input_grad(0)) d_base = dk.sum(0).view(ctx->saved_data["base_sizes"].toIntVector());
-    if (ctx->needs_input_grad(1)) {
+    if (ctx->needs_input_grad(0))
+      d_base = dk.sum(0).view(ctx->saved_data["base_sizes"].toIntVector());
+    const bool want_a = ctx->needs_input_grad(1), want_b = ctx->needs_input_grad(2);
+    if (Raw(dk, a, b) && (want_a || want_b)) {
+      d_a = at::empty({p, u * r}, a.options());
+      d_b = at::empty({u * r, out}, b.options());
+      bool done = true;
+      AT_DISPATCH_FLOATING_TYPES(dk.scalar_type(), "LowRankKernelsBackward", [&] {
+        const scalar_t* dkp = dk.data_ptr<scalar_t>();
+        for (int64_t m = 0; m < u && done; ++m) {
+          // d A_m (P, r) = dK_m^T (P, out) B_m^T (out, r); d B_m (r, out) = A_m^T (r, P) dK_m^T (P,
+          // out).
+          done = skills::RowMajorGemm(true, true, p, r, out, dkp + m * out * p, p,
+                                      b.data_ptr<scalar_t>() + m * r * out, out, scalar_t(0),
+                                      d_a.data_ptr<scalar_t>() + m * r, u * r) &&
+                 skills::RowMajorGemm(true, true, r, out, p, a.data_ptr<scalar_t>() + m * r, u * r,
+                                      dkp + m * out * p, p, scalar_t(0),
+                                      d_b.data_ptr<scalar_t>() + m * r * out, out);
+        }
+      });
+      if (done)
+        return {d_base, want_a ? d_a : at::Tensor(), want_b ? d_b : at::Tensor(), at::Tensor()};
+    }
+    d_a = d_b = at::Tensor();
+    if (want_a) {
       // d a_u (P, r) = dK_u^T B_u^T, laid back side by side.
       const at::Tensor b_u = b.view({u, r, out});
       d_a = at::bmm(dk.transpose(1, 2), b_u.transpose(1, 2)).permute({1, 0, 2}).reshape({p, u * r});
     }
-    if (ctx->needs_input_grad(2)) {
+    if (want_b) {
       // d b_u (r, out) = A_u^T dK_u^T.
       const at::Tensor a_u = a.view({p, u, r}).permute({1, 2, 0});  // (U, r, P)
       d_b = at::bmm(a_u, dk.transpose(1, 2)).reshape({u * r, out});

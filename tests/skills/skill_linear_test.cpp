@@ -284,7 +284,8 @@ TEST(SkillLinear, MaskedFormGradientsMatchFiniteDifferencesForInputAndEveryParam
                                    .skills(SkillInventoryOptions::LowRank(2).zero_init(false))
                                    .low_rank_strategy(LowRankStrategy::kMasked));
       layer->to(torch::kDouble);
-      const auto x = torch::randn({tasks.size(0), 5}, torch::kDouble);
+      // Rows with a stride wider than the row (a column slice), as the heads read the memory.
+      const auto x = torch::randn({tasks.size(0), 8}, torch::kDouble).narrow(1, 1, 5);
       ExpectGradientsMatchFiniteDifferences(layer, x, tasks);
       // The input's gradient.
       const auto batch = TaskBatch::FromTaskIds(tasks);
@@ -292,15 +293,17 @@ TEST(SkillLinear, MaskedFormGradientsMatchFiniteDifferencesForInputAndEveryParam
       const auto xg = x.clone().requires_grad_(true);
       (layer->forward(xg, batch) * probe).sum().backward();
       torch::NoGradGuard no_grad;
-      auto flat = x.view(-1);
-      for (int64_t i = 0; i < flat.numel(); ++i) {
-        const double saved = flat[i].item<double>(), h = 1e-6;
-        flat[i] = saved + h;
-        const double up = (layer->forward(x, batch) * probe).sum().item<double>();
-        flat[i] = saved - h;
-        const double down = (layer->forward(x, batch) * probe).sum().item<double>();
-        flat[i] = saved;
-        EXPECT_NEAR(xg.grad().view(-1)[i].item<double>(), (up - down) / (2 * h), 1e-6) << "x[" << i << "]";
+      for (int64_t i = 0; i < x.size(0); ++i) {
+        for (int64_t j = 0; j < x.size(1); ++j) {
+          const double saved = x[i][j].item<double>(), h = 1e-6;
+          x[i][j] = saved + h;
+          const double up = (layer->forward(x, batch) * probe).sum().item<double>();
+          x[i][j] = saved - h;
+          const double down = (layer->forward(x, batch) * probe).sum().item<double>();
+          x[i][j] = saved;
+          EXPECT_NEAR(xg.grad()[i][j].item<double>(), (up - down) / (2 * h), 1e-6)
+              << "x[" << i << "][" << j << "]";
+        }
       }
     }
   }
