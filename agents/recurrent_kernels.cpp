@@ -1,11 +1,14 @@
 #include "agents/recurrent_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <utility>
 #include <vector>
 
 #include <torch/autograd.h>
+
+#include "skills/blas_runtime.h"
 
 namespace skillgrid::agents {
 
@@ -110,12 +113,16 @@ struct LstmPointwiseFn : public torch::autograd::Function<LstmPointwiseFn> {
 struct HiddenMap {
   HiddenMap(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b,
             const at::Tensor& mask)
-      : weight(weight), bias(bias), a(a), b(b), mask(mask), low_rank(a.numel() > 0), masked(mask.numel() > 0),
-        has_bias(bias.numel() > 0) {}
+      : weight(weight.contiguous()), bias(bias.contiguous()), a(a.contiguous()), b(b.contiguous()),
+        mask(mask.contiguous()), low_rank(a.numel() > 0), masked(mask.numel() > 0), has_bias(bias.numel() > 0) {}
 
   // out = base + h W^T (+ the low-rank term); base undefined: the bias or nothing. `projected`
   // receives (h A) * mask, which the weight gradients need.
   void Apply(const at::Tensor& h, const at::Tensor& base, at::Tensor& out, at::Tensor projected) const {
+    bool done = false;
+    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "HiddenMapApply",
+                               [&] { done = ApplyRaw<scalar_t>(h, base, out, projected); });
+    if (done) return;
     if (base.defined()) {
       at::addmm_out(out, base, h, weight.t());
     } else if (has_bias) {
@@ -132,6 +139,10 @@ struct HiddenMap {
 
   // d_h (+)= d_out W + ((d_out B^T) * mask) A^T; `d_projected` receives (d_out B^T) * mask.
   void InputGrad(const at::Tensor& d_out, at::Tensor& d_h, bool accumulate, at::Tensor d_projected) const {
+    bool done = false;
+    AT_DISPATCH_FLOATING_TYPES(d_h.scalar_type(), "HiddenMapInputGrad",
+                               [&] { done = InputGradRaw<scalar_t>(d_out, d_h, accumulate, d_projected); });
+    if (done) return;
     if (accumulate) {
       d_h.addmm_(d_out, weight);
     } else {
@@ -142,6 +153,71 @@ struct HiddenMap {
       if (masked) d_projected.mul_(mask);
       d_h.addmm_(d_projected, a.t());
     }
+  }
+
+  // Apply and InputGrad on raw buffers: per step these are a few small products, and as ATen
+  // ops (addmm_out, mm_out, mul_ with their nested dispatch) they cost more than the arithmetic.
+  // Rows need unit column stride; returns false (nothing written) when BLAS is not reachable.
+  static bool UnitColumns(const at::Tensor& t) { return t.dim() == 2 && (t.size(1) <= 1 || t.stride(1) == 1); }
+
+  template <typename T>
+  bool ApplyRaw(const at::Tensor& h, const at::Tensor& base, at::Tensor& out, const at::Tensor& projected) const {
+    const bool has_base = base.defined();
+    if (!UnitColumns(h) || !UnitColumns(out) || (has_base && !UnitColumns(base)) || !out.is_contiguous() ||
+        (low_rank && !projected.is_contiguous()) || weight.scalar_type() != out.scalar_type()) {
+      return false;
+    }
+    const int64_t n = h.size(0), hid = h.size(1), g = out.size(1), ldh = h.stride(0);
+    const T* hp = h.data_ptr<T>();
+    T* o = out.data_ptr<T>();
+    T beta = T(0);
+    if (has_base) {
+      const T* bp = base.data_ptr<T>();
+      for (int64_t r = 0; r < n; ++r) std::copy(bp + r * base.stride(0), bp + r * base.stride(0) + g, o + r * g);
+      beta = T(1);
+    } else if (has_bias) {
+      const T* bp = bias.data_ptr<T>();
+      for (int64_t r = 0; r < n; ++r) std::copy(bp, bp + g, o + r * g);
+      beta = T(1);
+    }
+    if (!skills::RowMajorGemm(false, true, n, g, hid, hp, ldh, weight.data_ptr<T>(), hid, beta, o, g)) return false;
+    if (low_rank) {
+      const int64_t k = a.size(1);
+      T* pp = projected.data_ptr<T>();
+      skills::RowMajorGemm(false, false, n, k, hid, hp, ldh, a.data_ptr<T>(), k, T(0), pp, k);
+      if (masked) {
+        const T* mp = mask.data_ptr<T>();
+        for (int64_t i = 0; i < n * k; ++i) pp[i] *= mp[i];
+      }
+      skills::RowMajorGemm(false, false, n, g, k, pp, k, b.data_ptr<T>(), g, T(1), o, g);
+    }
+    return true;
+  }
+
+  template <typename T>
+  bool InputGradRaw(const at::Tensor& d_out, at::Tensor& d_h, bool accumulate, const at::Tensor& d_projected) const {
+    if (!d_out.is_contiguous() || !UnitColumns(d_h) || (low_rank && !d_projected.is_contiguous()) ||
+        weight.scalar_type() != d_h.scalar_type()) {
+      return false;
+    }
+    const int64_t n = d_out.size(0), g = d_out.size(1), hid = d_h.size(1), ldh = d_h.stride(0);
+    const T* dp = d_out.data_ptr<T>();
+    T* dh = d_h.data_ptr<T>();
+    if (!skills::RowMajorGemm(false, false, n, hid, g, dp, g, weight.data_ptr<T>(), hid, T(accumulate ? 1 : 0), dh,
+                              ldh)) {
+      return false;
+    }
+    if (low_rank) {
+      const int64_t k = a.size(1);
+      T* q = d_projected.data_ptr<T>();
+      skills::RowMajorGemm(false, true, n, k, g, dp, g, b.data_ptr<T>(), g, T(0), q, k);
+      if (masked) {
+        const T* mp = mask.data_ptr<T>();
+        for (int64_t i = 0; i < n * k; ++i) q[i] *= mp[i];
+      }
+      skills::RowMajorGemm(false, true, n, hid, k, q, k, a.data_ptr<T>(), k, T(1), dh, ldh);
+    }
+    return true;
   }
 
   // Gradients of weight, bias, A and B from all steps at once: rows of d(out), of the inputs h
