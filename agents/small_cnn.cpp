@@ -154,21 +154,35 @@ SKILLGRID_VECTOR_CLONES void SkinnyWeightGradAdd(const T* p, const T* d, int64_t
 
 // Backward of ReLU then MaxPool2 in one pass, writing every element of dx (n, h, w, c) once:
 // each window's gradient dy goes to its first maximum in row-major order (ATen's choice) when
-// that maximum is positive (ReLU's rule). a is the ReLU output, m the pooled maximum.
+// that maximum is positive (ReLU's rule). a is the ReLU output, m the pooled maximum. Channels
+// run as explicit vectors (the compiler left the four-way select chain scalar).
 template <typename T>
 SKILLGRID_VECTOR_CLONES void PoolReluBackward(const T* dy, const T* m, const T* a, int64_t n, int64_t h, int64_t w,
                                               int64_t c, T* dx) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t lanes = Vec<T>::kLanes;
+  const int64_t full = c - c % lanes;
   const int64_t ho = h / 2, wo = w / 2;
   if (h % 2 != 0 || w % 2 != 0) std::fill(dx, dx + n * h * w * c, T(0));  // cells outside every window
+  const V zero = {};
   for (int64_t b = 0; b < n; ++b) {
     for (int64_t i = 0; i < ho; ++i) {
       for (int64_t j = 0; j < wo; ++j) {
         const int64_t o = ((b * ho + i) * wo + j) * c;
         int64_t at[4];
         for (int q = 0; q < 4; ++q) at[q] = ((b * h + 2 * i + q / 2) * w + 2 * j + q % 2) * c;
-        for (int64_t ch = 0; ch < c; ++ch) {  // a plain loop over channels: vectorised with blends
+        for (int64_t ch = 0; ch < full; ch += lanes) {
+          const V mv = LoadVec(m + o + ch);
+          V open = mv > zero ? LoadVec(dy + o + ch) : zero;  // the gradient still to place
+          for (int q = 0; q < 4; ++q) {
+            const auto hit = LoadVec(a + at[q] + ch) == mv;
+            StoreVec(dx + at[q] + ch, hit ? open : zero);
+            open = hit ? zero : open;
+          }
+        }
+        for (int64_t ch = full; ch < c; ++ch) {  // channels beyond the last full vector
           const T mv = m[o + ch];
-          T open = mv > T(0) ? dy[o + ch] : T(0);  // the gradient still to place
+          T open = mv > T(0) ? dy[o + ch] : T(0);
           for (int q = 0; q < 4; ++q) {
             const bool hit = a[at[q] + ch] == mv;
             dx[at[q] + ch] = hit ? open : T(0);
@@ -328,12 +342,22 @@ struct SmallCnnTrunkFn : public torch::autograd::Function<SmallCnnTrunkFn> {
       PoolReluBackward<scalar_t>(dm1.data_ptr<scalar_t>(), m1.data_ptr<scalar_t>(), a1.data_ptr<scalar_t>(), n,
                                  pool_in[0], pool_in[1], c1, d1.data_ptr<scalar_t>());
       int64_t offset = 0;
+      const int64_t k1 = p1.size(1);
       for (size_t u = 0; u < rows.size(); ++u) {
         const int64_t ku = KernelOf(w1, u), count = rows[u] * pos1;
-        SkinnyWeightGradAdd<scalar_t>(p1.data_ptr<scalar_t>() + offset * p1.size(1),
-                                      d1.data_ptr<scalar_t>() + offset * c1, count, p1.size(1), c1,
-                                      gw1t.data_ptr<scalar_t>() + ku * p1.size(1) * c1,
-                                      g[1].data_ptr<scalar_t>() + ku * c1);
+        const scalar_t* pu = p1.data_ptr<scalar_t>() + offset * k1;
+        const scalar_t* du = d1.data_ptr<scalar_t>() + offset * c1;
+        scalar_t* gwu = gw1t.data_ptr<scalar_t>() + ku * k1 * c1;
+        // (K, C) += p^T d: one product with a long reduction, where a loop over rows reloaded the
+        // K x C accumulators for every row.
+        if (skills::RowMajorGemm(true, false, k1, c1, count, pu, k1, du, c1, scalar_t(1), gwu, c1)) {
+          scalar_t* gb = g[1].data_ptr<scalar_t>() + ku * c1;
+          for (int64_t r = 0; r < count; ++r) {
+            for (int64_t j = 0; j < c1; ++j) gb[j] += du[r * c1 + j];
+          }
+        } else {
+          SkinnyWeightGradAdd<scalar_t>(pu, du, count, k1, c1, gwu, g[1].data_ptr<scalar_t>() + ku * c1);
+        }
         offset += count;
       }
     });
