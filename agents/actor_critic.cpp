@@ -1,5 +1,6 @@
 #include "agents/actor_critic.h"
 
+#include <cmath>
 #include <set>
 #include <stdexcept>
 
@@ -276,6 +277,37 @@ nlohmann::json ActorCriticImpl::RoutingSnapshot() const {
     out[item.key()] = rows;
   }
   return out;
+}
+
+at::Tensor SampleActions(const at::Tensor& log_probs) {
+  TORCH_CHECK(log_probs.dim() == 2 && log_probs.size(1) > 0, "SampleActions: log_probs must be (N, A) with A > 0, got ",
+              log_probs.sizes());
+  if (!log_probs.device().is_cpu()) return at::multinomial(log_probs.exp(), 1).squeeze(1);
+  const at::Tensor probs = log_probs.exp().to(at::kDouble).contiguous();
+  const int64_t n = probs.size(0), a = probs.size(1);
+  const at::Tensor uniform = at::rand({n}, probs.options());
+  at::Tensor actions = at::empty({n}, probs.options().dtype(at::kLong));
+  const double* p = probs.data_ptr<double>();
+  const double* u = uniform.data_ptr<double>();
+  int64_t* out = actions.data_ptr<int64_t>();
+  for (int64_t r = 0; r < n; ++r) {
+    const double* row = p + r * a;
+    double total = 0.0;
+    for (int64_t j = 0; j < a; ++j) total += row[j];
+    TORCH_CHECK(std::isfinite(total) && total > 0.0, "SampleActions: the probabilities of row ", r, " sum to ", total,
+                " (the policy gave non-finite or all-zero probabilities)");
+    const double target = u[r] * total;
+    // A category with probability 0 is never picked: the running sum cannot pass the target there.
+    int64_t pick = -1, last_positive = 0;
+    double cumulative = 0.0;
+    for (int64_t j = 0; j < a; ++j) {
+      if (row[j] > 0.0) last_positive = j;
+      cumulative += row[j];
+      if (pick < 0 && cumulative > target) pick = j;
+    }
+    out[r] = pick >= 0 ? pick : last_positive;  // target rounded up to the total: the last category
+  }
+  return actions;
 }
 
 }  // namespace skillgrid::agents

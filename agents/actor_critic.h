@@ -147,4 +147,10 @@ class ActorCriticImpl : public torch::nn::Cloneable<ActorCriticImpl> {
 /// Module holder for ActorCriticImpl.
 TORCH_MODULE(ActorCritic);
 
+/// One action per row drawn from the policy exp(log_probs) (N, A) with torch's default
+/// generator: one uniform per row, inverted through the row's cumulative probabilities (on CPU
+/// this replaces at::multinomial, which cost ~0.3 ms per rollout step). Throws when a row's
+/// probabilities are not finite or sum to zero.
+at::Tensor SampleActions(const at::Tensor& log_probs);
+
 }  // namespace skillgrid::agents

@@ -1,5 +1,6 @@
 #include "skills/skill_conv_embedding.h"
 
+#include <algorithm>
 #include <ostream>
 
 #include <ATen/ATen.h>
@@ -95,9 +96,11 @@ struct LowRankKernelsFn : public torch::autograd::Function<LowRankKernelsFn> {
     ctx->saved_data["u"] = u;
     ctx->saved_data["base_sizes"] = c10::IValue(base.sizes().vec());
     if (Raw(base, a, b)) {
-      at::Tensor kernels = base.reshape({1, out, p}).repeat({u, 1, 1});
+      at::Tensor kernels = at::empty({u, out, p}, base.options());
       bool done = true;
       AT_DISPATCH_FLOATING_TYPES(base.scalar_type(), "LowRankKernels", [&] {
+        const scalar_t* w0 = base.data_ptr<scalar_t>();
+        for (int64_t m = 0; m < u; ++m) std::copy(w0, w0 + out * p, kernels.data_ptr<scalar_t>() + m * out * p);
         for (int64_t m = 0; m < u && done; ++m) {
           // K_m (out, P) += B_m^T (out, r) A_m^T (r, P).
           done = skills::RowMajorGemm(true, true, out, p, r, b.data_ptr<scalar_t>() + m * r * out,

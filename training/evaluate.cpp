@@ -58,7 +58,7 @@ Evaluation EvaluatePolicy(agents::ActorCritic model, const std::vector<std::stri
                                   at::from_blob(lens.data(), {n}, at::kInt), tasks);
       const agents::Observation obs = host.To(device);
       const agents::PolicyOutput out = model->Act(obs, memory, batch, instructions.Lookup(*model, host, obs));
-      const at::Tensor a = argmax ? out.log_probs.argmax(1) : at::multinomial(out.log_probs.exp(), 1).squeeze(1);
+      const at::Tensor a = argmax ? out.log_probs.argmax(1) : agents::SampleActions(out.log_probs);
       const at::Tensor a_cpu = a.to(at::kCPU).to(at::kInt).contiguous();
       std::copy(a_cpu.data_ptr<int32_t>(), a_cpu.data_ptr<int32_t>() + n, actions.begin());
       env.Step(actions.data(), buf);

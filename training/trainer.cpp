@@ -429,7 +429,7 @@ struct Trainer::Impl {
         const agents::Observation obs = host_obs.To(device);
         const at::Tensor mem_in = memory * mask.unsqueeze(1);
         const agents::PolicyOutput out = model->Act(obs, mem_in, env_batch, instr_cache.Lookup(*model, host_obs, obs));
-        const at::Tensor action = at::multinomial(out.log_probs.exp(), 1).squeeze(1);
+        const at::Tensor action = agents::SampleActions(out.log_probs);
         st_memory[t].copy_(mem_in);
         st_mask[t].copy_(mask);
         st_values[t].copy_(out.values);

@@ -42,7 +42,7 @@ class PolicyActor : public Actor {
     const skills::TaskBatch batch = skills::TaskBatch::FromTaskIds(tasks);
     const agents::PolicyOutput out = model_->Act(obs, memory_[slot], batch);
     memory_[slot] = out.memory;
-    const at::Tensor a = sample ? at::multinomial(out.log_probs.exp(), 1).squeeze(1) : out.log_probs.argmax(1);
+    const at::Tensor a = sample ? agents::SampleActions(out.log_probs) : out.log_probs.argmax(1);
     return static_cast<envs::Action>(a.item<int64_t>());
   }
 

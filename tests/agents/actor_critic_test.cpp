@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <string>
+
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/nn/modules/rnn.h>
 
@@ -57,6 +60,38 @@ TEST_P(ArchTest, ShapesAndProbabilities) {
 INSTANTIATE_TEST_SUITE_P(Agents, ArchTest,
                          ::testing::Combine(::testing::Values("bow_endpool_res", "expert_filmcnn", "small"),
                                             ::testing::Values("none", "poly", "shared")));
+
+TEST(SampleActions, FollowsThePolicyNeverPicksZeroProbabilityActionsAndRepeatsPerSeed) {
+  const at::Tensor probs = at::tensor({0.1, 0.0, 0.6, 0.3}, at::kFloat);
+  const int64_t n = 40000;
+  const at::Tensor log_probs = probs.log().unsqueeze(0).expand({n, 4}).contiguous();
+  at::manual_seed(7);
+  const at::Tensor actions = SampleActions(log_probs);
+  ASSERT_EQ(actions.sizes(), (std::vector<int64_t>{n}));
+  ASSERT_EQ(actions.scalar_type(), at::kLong);
+  const at::Tensor counts = at::bincount(actions, {}, 4).to(at::kDouble) / static_cast<double>(n);
+  for (int64_t j = 0; j < 4; ++j) {
+    // Binomial standard error is at most 0.0025 here; allow four of them.
+    EXPECT_NEAR(counts[j].item<double>(), probs[j].item<double>(), 0.01) << "action " << j;
+  }
+  EXPECT_EQ(counts[1].item<double>(), 0.0) << "an action of probability 0 was drawn";
+  at::manual_seed(7);
+  EXPECT_TRUE(at::equal(SampleActions(log_probs), actions)) << "same seed, different actions";
+  // A one-hot row always gives its action.
+  const at::Tensor sure = at::tensor({0.0, 0.0, 1.0}, at::kFloat).log().unsqueeze(0).expand({50, 3}).contiguous();
+  EXPECT_TRUE(at::equal(SampleActions(sure), at::full({50}, 2, at::kLong)));
+}
+
+TEST(SampleActions, NonFiniteProbabilitiesAreAClearError) {
+  at::Tensor log_probs = at::zeros({3, 4});
+  log_probs[1][2] = std::numeric_limits<float>::quiet_NaN();
+  try {
+    SampleActions(log_probs);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("probabilities of row 1 sum to nan"), std::string::npos) << e.what();
+  }
+}
 
 TEST(ActorCritic, SameSeedSameNetworkAndOutputs) {
   auto run = [] {
