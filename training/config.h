@@ -29,10 +29,10 @@ struct TrainConfig {
   /// Level ids trained together; task id = index in this list. Default: PolytroponSuite().
   std::vector<std::string> levels = PolytroponSuite();
   /// Total environment frames (steps summed over envs) to train for; rounded up to whole updates.
-  /// The default (10M) is sized for at most ~30 minutes of the default job (small model, Poly,
-  /// two update workers: ~6,500 frames/s measured with evaluations and checkpoints, ~26 min) on
-  /// 2 cores.
-  int64_t frames = 10'000'000;
+  /// The default (12M) is sized for at most ~30 minutes of the default job (small model, Poly,
+  /// two update workers: ~7,600-9,200 frames/s measured with evaluations and checkpoints, so
+  /// ~22-27 min) on 2 cores.
+  int64_t frames = 12'000'000;
   /// Seed of everything: network init, action sampling, minibatch order, env streams.
   uint64_t seed = 1;
   /// Threads stepping envs, and for torch unless torch_threads says otherwise (0 = all cores).
