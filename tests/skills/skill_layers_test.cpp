@@ -91,23 +91,8 @@ TEST(SkillConv2d, LowRankKernelGradientsMatchFiniteDifferences) {
   for (const auto& ids : {std::vector<int64_t>{2, 0, 2, 1}, std::vector<int64_t>{1, 1, 1, 1}}) {
     const auto batch = TaskBatch::FromTaskIds(Ids(ids));
     const auto probe = torch::randn({4, 3, 2, 2}, torch::kDouble);
-    auto loss = [&] { return (conv->forward(x, batch) * probe).sum(); };
-    conv->zero_grad();
-    loss().backward();
-    torch::NoGradGuard no_grad;
-    for (const auto& item : conv->named_parameters()) {
-      auto flat = item.value().view(-1);
-      const at::Tensor grad = item.value().grad().defined() ? item.value().grad().view(-1) : torch::zeros_like(flat);
-      for (int64_t i = 0; i < flat.numel(); ++i) {
-        const double saved = flat[i].item<double>(), h = 1e-6;
-        flat[i] = saved + h;
-        const double up = loss().item<double>();
-        flat[i] = saved - h;
-        const double down = loss().item<double>();
-        flat[i] = saved;
-        EXPECT_NEAR(grad[i].item<double>(), (up - down) / (2 * h), 1e-6) << item.key() << "[" << i << "]";
-      }
-    }
+    testing::ExpectParameterGradientsMatchFiniteDifferences(
+        *conv, [&] { return (conv->forward(x, batch) * probe).sum(); });
   }
 }
 

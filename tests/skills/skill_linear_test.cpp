@@ -183,25 +183,8 @@ TEST(SkillLinear, MergedExportEqualsRoutedForwardAtEval) {
 void ExpectGradientsMatchFiniteDifferences(SkillLinear& layer, const at::Tensor& x, const at::Tensor& tasks) {
   const auto batch = TaskBatch::FromTaskIds(tasks);
   const auto probe = torch::randn({x.size(0), layer->options.out_features()}, torch::kDouble);
-  auto loss = [&] { return (layer->forward(x, batch) * probe).sum(); };
-  layer->zero_grad();
-  loss().backward();
-  torch::NoGradGuard no_grad;
-  for (const auto& item : layer->named_parameters()) {
-    auto p = item.value();
-    const auto grad = p.grad().defined() ? p.grad().clone() : torch::zeros_like(p);
-    auto flat = p.view(-1);
-    auto flat_grad = grad.view(-1);
-    for (int64_t i = 0; i < flat.numel(); ++i) {
-      const double saved = flat[i].item<double>(), h = 1e-6;
-      flat[i] = saved + h;
-      const double up = loss().item<double>();
-      flat[i] = saved - h;
-      const double down = loss().item<double>();
-      flat[i] = saved;
-      EXPECT_NEAR(flat_grad[i].item<double>(), (up - down) / (2 * h), 1e-6) << item.key() << "[" << i << "]";
-    }
-  }
+  testing::ExpectParameterGradientsMatchFiniteDifferences(*layer,
+                                                          [&] { return (layer->forward(x, batch) * probe).sum(); });
 }
 
 TEST(SkillLinear, MaskedStrategyAgreesWithMergedOnMixedBatches) {

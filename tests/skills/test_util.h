@@ -32,6 +32,28 @@ inline void CopyState(torch::nn::Module& target, const torch::nn::Module& source
   for (const auto& item : source.named_buffers()) buffers[item.key()].copy_(item.value());
 }
 
+/// Compares one backward pass of the scalar `loss` (double precision) with central finite
+/// differences (step 1e-6) in every entry of every parameter of `module`.
+inline void ExpectParameterGradientsMatchFiniteDifferences(torch::nn::Module& module,
+                                                           const std::function<at::Tensor()>& loss) {
+  module.zero_grad();
+  loss().backward();
+  torch::NoGradGuard no_grad;
+  for (const auto& item : module.named_parameters()) {
+    auto flat = item.value().view(-1);
+    const at::Tensor grad = item.value().grad().defined() ? item.value().grad().view(-1) : torch::zeros_like(flat);
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      const double saved = flat[i].item<double>(), h = 1e-6;
+      flat[i] = saved + h;
+      const double up = loss().item<double>();
+      flat[i] = saved - h;
+      const double down = loss().item<double>();
+      flat[i] = saved;
+      EXPECT_NEAR(grad[i].item<double>(), (up - down) / (2 * h), 1e-6) << item.key() << "[" << i << "]";
+    }
+  }
+}
+
 /// A (N) int64 tensor of task ids.
 inline at::Tensor Ids(const std::vector<int64_t>& ids) { return torch::tensor(ids, torch::kLong); }
 
