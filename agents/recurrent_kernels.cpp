@@ -160,6 +160,14 @@ struct HiddenMap {
   // Rows need unit column stride; returns false (nothing written) when BLAS is not reachable.
   static bool UnitColumns(const at::Tensor& t) { return t.dim() == 2 && (t.size(1) <= 1 || t.stride(1) == 1); }
 
+  // Multiplies `count` projected entries (N, K) by the row mask, when there is one.
+  template <typename T>
+  void MaskInPlace(T* projected, int64_t count) const {
+    if (!masked) return;
+    const T* mp = mask.data_ptr<T>();
+    for (int64_t i = 0; i < count; ++i) projected[i] *= mp[i];
+  }
+
   template <typename T>
   bool ApplyRaw(const at::Tensor& h, const at::Tensor& base, at::Tensor& out, const at::Tensor& projected) const {
     const bool has_base = base.defined();
@@ -185,10 +193,7 @@ struct HiddenMap {
       const int64_t k = a.size(1);
       T* pp = projected.data_ptr<T>();
       skills::RowMajorGemm(false, false, n, k, hid, hp, ldh, a.data_ptr<T>(), k, T(0), pp, k);
-      if (masked) {
-        const T* mp = mask.data_ptr<T>();
-        for (int64_t i = 0; i < n * k; ++i) pp[i] *= mp[i];
-      }
+      MaskInPlace(pp, n * k);
       skills::RowMajorGemm(false, false, n, g, k, pp, k, b.data_ptr<T>(), g, T(1), o, g);
     }
     return true;
@@ -211,10 +216,7 @@ struct HiddenMap {
       const int64_t k = a.size(1);
       T* q = d_projected.data_ptr<T>();
       skills::RowMajorGemm(false, true, n, k, g, dp, g, b.data_ptr<T>(), g, T(0), q, k);
-      if (masked) {
-        const T* mp = mask.data_ptr<T>();
-        for (int64_t i = 0; i < n * k; ++i) q[i] *= mp[i];
-      }
+      MaskInPlace(q, n * k);
       skills::RowMajorGemm(false, true, n, hid, k, q, k, a.data_ptr<T>(), k, T(1), dh, ldh);
     }
     return true;

@@ -2,14 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <initializer_list>
 #include <ostream>
+#include <tuple>
+#include <utility>
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <torch/autograd.h>
 
 #include "skills/blas_runtime.h"
+#include "skills/layer_routing.h"
 
 namespace skillgrid::skills {
 
@@ -56,60 +58,70 @@ at::Tensor MixAlongOutput(const at::Tensor& weights_any, const at::Tensor& param
 
 namespace {
 
-// BLAS kernels of SideBySideMixFn for contiguous CPU tensors (no ATen op per product).
-// Mixes w (U, S) with la (S, rows, width) into out: with interleave, out (rows, U * width) holds
-// mixture m in columns m*width..; else out is (U, rows * width). Returns false without BLAS.
-template <typename T>
-bool MixSideBySide(const T* w, const T* la, int64_t u, int64_t s, int64_t rows, int64_t width,
-                   bool interleave, T scale, T* out, T* scratch) {
-  const int64_t m_cols = rows * width;
-  T* dst = interleave ? scratch : out;  // (U, rows * width)
-  if (!RowMajorGemm(false, false, u, m_cols, s, w, s, la, m_cols, T(0), dst, m_cols)) return false;
-  if (scale != T(1)) {
-    for (int64_t i = 0; i < u * m_cols; ++i) dst[i] *= scale;
+// One factor of SideBySideMixFn: mixes w (U, S) with l (S, rows, width), times scale. With
+// interleave the result is (rows, U * width), mixture m in columns m*width.. (how A is laid out);
+// else (U * rows, width) (how B is). On CPU one BLAS product and a copy, no ATen op per step.
+at::Tensor MixFactor(const at::Tensor& w, const at::Tensor& l, bool interleave, double scale) {
+  const int64_t u = w.size(0), s = w.size(1), rows = l.size(1), width = l.size(2), cols = rows * width;
+  if (detail::CpuFloatOrDouble({w, l})) {
+    at::Tensor mixed = at::empty({u, cols}, l.options());  // mixture-major
+    at::Tensor out = interleave && u > 1 ? at::empty({rows, u * width}, l.options()) : mixed;
+    bool done = false;
+    AT_DISPATCH_FLOATING_TYPES(l.scalar_type(), "MixFactor", [&] {
+      scalar_t* mp = mixed.data_ptr<scalar_t>();
+      done = RowMajorGemm(false, false, u, cols, s, w.data_ptr<scalar_t>(), s, l.data_ptr<scalar_t>(), cols,
+                          scalar_t(0), mp, cols);
+      if (!done) return;
+      if (scale != 1.0) {
+        for (int64_t i = 0; i < u * cols; ++i) mp[i] *= static_cast<scalar_t>(scale);
+      }
+      if (out.data_ptr() == mixed.data_ptr()) return;
+      scalar_t* op = out.data_ptr<scalar_t>();
+      for (int64_t m = 0; m < u; ++m) {
+        for (int64_t i = 0; i < rows; ++i) {
+          std::copy(mp + (m * rows + i) * width, mp + (m * rows + i + 1) * width, op + (i * u + m) * width);
+        }
+      }
+    });
+    if (done) return interleave ? out.view({rows, u * width}) : out.view({u * rows, width});
   }
-  if (interleave) {
-    for (int64_t m = 0; m < u; ++m) {
-      for (int64_t i = 0; i < rows; ++i)
-        std::copy(dst + (m * rows + i) * width, dst + (m * rows + i + 1) * width,
-                  out + (i * u + m) * width);
-    }
-  }
-  return true;
+  at::Tensor mixed = at::mm(w, l.reshape({s, cols}));
+  if (scale != 1.0) mixed.mul_(scale);
+  if (!interleave) return mixed.view({u * rows, width});
+  return mixed.view({u, rows, width}).transpose(0, 1).reshape({rows, u * width});
 }
 
-// Backward of MixSideBySide for gradient d (same layout as out): g_w (U, S) = scale * d_u . la_s
-// and g_la (S, rows*width) = scale * w^T d. Either output may be null.
-template <typename T>
-bool MixSideBySideBackward(const T* d, const T* w, const T* la, int64_t u, int64_t s, int64_t rows,
-                           int64_t width, bool interleave, T scale, T* g_w, T* g_la, T* scratch) {
-  const int64_t m_cols = rows * width;
-  // d as (U, rows * width), scaled.
-  for (int64_t m = 0; m < u; ++m) {
-    for (int64_t i = 0; i < rows; ++i) {
-      const T* src = interleave ? d + (i * u + m) * width : d + (m * rows + i) * width;
-      T* dst = scratch + (m * rows + i) * width;
-      for (int64_t j = 0; j < width; ++j) dst[j] = src[j] * scale;
-    }
+// Backward of MixFactor for its gradient d: g_w (U, S) = scale * d_m . l_s and g_l = scale * w^T d
+// (each only when wanted).
+std::pair<at::Tensor, at::Tensor> MixFactorBackward(const at::Tensor& d, const at::Tensor& w, const at::Tensor& l,
+                                                    bool interleave, double scale, bool want_w, bool want_l) {
+  const int64_t u = w.size(0), s = w.size(1), rows = l.size(1), width = l.size(2), cols = rows * width;
+  // d as (U, rows * width), mixture-major like the forward's product, scaled.
+  at::Tensor d_mixed = interleave && u > 1 ? d.view({rows, u, width}).transpose(0, 1).reshape({u, cols})
+                                           : d.reshape({u, cols});
+  if (scale != 1.0) d_mixed = d_mixed * scale;
+  at::Tensor g_w, g_l;
+  if (detail::CpuFloatOrDouble({d_mixed, w, l})) {
+    d_mixed = d_mixed.contiguous();
+    if (want_w) g_w = at::empty({u, s}, w.options());
+    if (want_l) g_l = at::empty(l.sizes(), l.options());
+    bool done = true;
+    AT_DISPATCH_FLOATING_TYPES(l.scalar_type(), "MixFactorBackward", [&] {
+      const scalar_t* dp = d_mixed.data_ptr<scalar_t>();
+      if (want_w) {
+        done = RowMajorGemm(false, true, u, s, cols, dp, cols, l.data_ptr<scalar_t>(), cols, scalar_t(0),
+                            g_w.data_ptr<scalar_t>(), s);
+      }
+      if (want_l && done) {
+        done = RowMajorGemm(true, false, s, cols, u, w.data_ptr<scalar_t>(), s, dp, cols, scalar_t(0),
+                            g_l.data_ptr<scalar_t>(), cols);
+      }
+    });
+    if (done) return {g_w, g_l};
   }
-  if (g_w != nullptr &&
-      !RowMajorGemm(false, true, u, s, m_cols, scratch, m_cols, la, m_cols, T(0), g_w, s))
-    return false;
-  if (g_la != nullptr &&
-      !RowMajorGemm(true, false, s, m_cols, u, w, s, scratch, m_cols, T(0), g_la, m_cols)) {
-    return false;
-  }
-  return true;
-}
-
-bool RawLoopsApply(std::initializer_list<at::Tensor> tensors) {
-  const auto dtype = tensors.begin()->scalar_type();
-  for (const auto& t : tensors) {
-    if (!t.device().is_cpu() || t.scalar_type() != dtype ||
-        (dtype != at::kFloat && dtype != at::kDouble))
-      return false;
-  }
-  return true;
+  if (want_w) g_w = at::mm(d_mixed, l.reshape({s, cols}).t());
+  if (want_l) g_l = at::mm(w.t(), d_mixed).view(l.sizes());
+  return {g_w, g_l};
 }
 
 // Mixes A and B for every mixture and lays them side by side in one autograd node: a (in, U*r)
@@ -118,35 +130,15 @@ bool RawLoopsApply(std::initializer_list<at::Tensor> tensors) {
 // autograd nodes forward and backward per layer, more than the layer's own matmuls.
 struct SideBySideMixFn : public torch::autograd::Function<SideBySideMixFn> {
   // wa, wb (U, S); lora_a (S, in, r); lora_b (S, r, out).
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
-                                                const at::Tensor& wa_in, const at::Tensor& wb_in,
-                                                const at::Tensor& la_in, const at::Tensor& lb_in,
-                                                double scale) {
-    const at::Tensor wa = wa_in.contiguous(), wb = wb_in.contiguous(), la = la_in.contiguous(),
-                     lb = lb_in.contiguous();
-    const int64_t u = wa.size(0), s = wa.size(1), in = la.size(1), r = la.size(2), out = lb.size(2);
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& wa_in,
+                                                const at::Tensor& wb_in, const at::Tensor& la_in,
+                                                const at::Tensor& lb_in, double scale) {
+    const at::Tensor wa = wa_in.contiguous(), wb = wb_in.contiguous(), la = la_in.contiguous(), lb = lb_in.contiguous();
     ctx->save_for_backward({wa, wb, la, lb});
     ctx->saved_data["scale"] = scale;
-    if (RawLoopsApply({wa, wb, la, lb})) {
-      at::Tensor a = at::empty({in, u * r}, la.options()),
-                 b = at::empty({u * r, out}, lb.options());
-      at::Tensor scratch = at::empty({u * in * r}, la.options());
-      bool done = false;
-      AT_DISPATCH_FLOATING_TYPES(la.scalar_type(), "SideBySideMix", [&] {
-        done = MixSideBySide<scalar_t>(wa.data_ptr<scalar_t>(), la.data_ptr<scalar_t>(), u, s, in,
-                                       r, true, scalar_t(1), a.data_ptr<scalar_t>(),
-                                       scratch.data_ptr<scalar_t>()) &&
-               MixSideBySide<scalar_t>(wb.data_ptr<scalar_t>(), lb.data_ptr<scalar_t>(), u, s, 1,
-                                       r * out, false, static_cast<scalar_t>(scale),
-                                       b.data_ptr<scalar_t>(), nullptr);
-      });
-      if (done) return {a, b};
-    }
-    at::Tensor a = at::mm(wa, la.reshape({s, in * r}));  // (U, in * r)
-    if (u > 1) a = a.view({u, in, r}).transpose(0, 1).contiguous();
-    at::Tensor b = at::mm(wb, lb.reshape({s, r * out}));
-    b.mul_(scale);
-    return {a.view({in, u * r}), b.view({u * r, out})};
+    // B as (S, 1, r*out): one "row" per mixture, stacked to (U, r*out) = (U*r, out).
+    const at::Tensor b = MixFactor(wb, lb.view({lb.size(0), 1, -1}), /*interleave=*/false, scale);
+    return {MixFactor(wa, la, /*interleave=*/true, 1.0), b.view({-1, lb.size(2)})};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -154,51 +146,15 @@ struct SideBySideMixFn : public torch::autograd::Function<SideBySideMixFn> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &wa = saved[0], &wb = saved[1], &la = saved[2], &lb = saved[3];
     const double scale = ctx->saved_data["scale"].toDouble();
-    const int64_t u = wa.size(0), s = wa.size(1), in = la.size(1), r = la.size(2), out = lb.size(2);
     at::Tensor g_wa, g_wb, g_a, g_b;
-    const bool raw = RawLoopsApply({wa, wb, la, lb});
-    if (grads[0].defined() && (ctx->needs_input_grad(0) || ctx->needs_input_grad(2))) {
-      bool done = false;
-      if (raw) {
-        const at::Tensor d = grads[0].to(la.scalar_type()).contiguous();
-        if (ctx->needs_input_grad(0)) g_wa = at::empty({u, s}, wa.options());
-        if (ctx->needs_input_grad(2)) g_a = at::empty({s, in, r}, la.options());
-        const at::Tensor scratch = at::empty({u * in * r}, la.options());
-        AT_DISPATCH_FLOATING_TYPES(la.scalar_type(), "SideBySideMixBackward", [&] {
-          done = MixSideBySideBackward<scalar_t>(
-              d.data_ptr<scalar_t>(), wa.data_ptr<scalar_t>(), la.data_ptr<scalar_t>(), u, s, in, r,
-              true, scalar_t(1), g_wa.defined() ? g_wa.data_ptr<scalar_t>() : nullptr,
-              g_a.defined() ? g_a.data_ptr<scalar_t>() : nullptr, scratch.data_ptr<scalar_t>());
-        });
-      }
-      if (!done) {
-        // (in, U*r) -> (U, in*r), mixture-major like the forward's product.
-        const at::Tensor da = u > 1 ? grads[0].view({in, u, r}).transpose(0, 1).reshape({u, in * r})
-                                    : grads[0].reshape({1, in * r});
-        if (ctx->needs_input_grad(0)) g_wa = at::mm(da, la.reshape({s, in * r}).t());
-        if (ctx->needs_input_grad(2)) g_a = at::mm(wa.t(), da).view({s, in, r});
-      }
+    if (grads[0].defined()) {
+      std::tie(g_wa, g_a) = MixFactorBackward(grads[0], wa, la, /*interleave=*/true, 1.0, ctx->needs_input_grad(0),
+                                              ctx->needs_input_grad(2));
     }
-    if (grads[1].defined() && (ctx->needs_input_grad(1) || ctx->needs_input_grad(3))) {
-      bool done = false;
-      if (raw) {
-        const at::Tensor d = grads[1].to(lb.scalar_type()).contiguous();
-        if (ctx->needs_input_grad(1)) g_wb = at::empty({u, s}, wb.options());
-        if (ctx->needs_input_grad(3)) g_b = at::empty({s, r, out}, lb.options());
-        const at::Tensor scratch = at::empty({u * r * out}, lb.options());
-        AT_DISPATCH_FLOATING_TYPES(lb.scalar_type(), "SideBySideMixBackward", [&] {
-          done = MixSideBySideBackward<scalar_t>(
-              d.data_ptr<scalar_t>(), wb.data_ptr<scalar_t>(), lb.data_ptr<scalar_t>(), u, s, 1,
-              r * out, false, static_cast<scalar_t>(scale),
-              g_wb.defined() ? g_wb.data_ptr<scalar_t>() : nullptr,
-              g_b.defined() ? g_b.data_ptr<scalar_t>() : nullptr, scratch.data_ptr<scalar_t>());
-        });
-      }
-      if (!done) {
-        const at::Tensor db = grads[1].reshape({u, r * out}) * scale;
-        if (ctx->needs_input_grad(1)) g_wb = at::mm(db, lb.reshape({s, r * out}).t());
-        if (ctx->needs_input_grad(3)) g_b = at::mm(wb.t(), db).view({s, r, out});
-      }
+    if (grads[1].defined()) {
+      std::tie(g_wb, g_b) = MixFactorBackward(grads[1], wb, lb.view({lb.size(0), 1, -1}), /*interleave=*/false, scale,
+                                              ctx->needs_input_grad(1), ctx->needs_input_grad(3));
+      if (g_b.defined()) g_b = g_b.view(lb.sizes());
     }
     return {g_wa, g_wb, g_a, g_b, at::Tensor()};
   }
@@ -241,12 +197,10 @@ void SkillInventoryImpl::reset() {
       const double density = options.density();
       TORCH_CHECK(density > 0 && density <= 1, "SkillInventory: sparse density must be in (0, 1], got ", density);
       const int64_t per_skill = d_in_ * d_out_, total = n_skills_ * per_skill;
-      const int64_t k = std::max<int64_t>(
-          1, static_cast<int64_t>(std::llround(density * static_cast<double>(total))));
-      // Polytropon's released code draws the (entry, skill) pairs uniformly over the joint space,
-      // so skills get unequal counts; the mask is fixed for the module's life (and saved with it).
-      const auto picks = std::get<0>(
-          at::randperm(total, at::TensorOptions().dtype(at::kLong)).narrow(0, 0, k).sort());
+      const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::llround(density * static_cast<double>(total))));
+      // Polytropon's released code draws the (entry, skill) pairs uniformly over the joint space, so
+      // skills get unequal counts; the mask is fixed for the module's life (and saved with it).
+      const auto picks = std::get<0>(at::randperm(total, at::TensorOptions().dtype(at::kLong)).narrow(0, 0, k).sort());
       sparse_skills_ = register_buffer("sparse_skills", picks.div(per_skill, "floor"));
       sparse_entries_ = register_buffer("sparse_entries", picks.remainder(per_skill));
       auto values = at::zeros({k});

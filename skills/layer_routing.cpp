@@ -21,6 +21,15 @@ SkillWeights EvalWeightsForTask(const RouterImpl& router, int64_t task) {
   return {w, w};
 }
 
+bool CpuFloatOrDouble(std::initializer_list<at::Tensor> tensors) {
+  const auto dtype = tensors.begin()->scalar_type();
+  if (dtype != at::kFloat && dtype != at::kDouble) return false;
+  for (const auto& t : tensors) {
+    if (!t.device().is_cpu() || t.scalar_type() != dtype) return false;
+  }
+  return true;
+}
+
 void CheckRows(const char* layer, const at::Tensor& x, const TaskBatch& batch) {
   TORCH_CHECK(x.dim() >= 1 && x.size(0) == batch.num_rows(), layer, ": input has shape ", x.sizes(), " but the TaskBatch has ",
               batch.num_rows(), " rows");

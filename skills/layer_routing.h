@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 
 #include <ATen/ATen.h>
 
@@ -16,6 +17,10 @@ SkillWeights RouteBatch(RouterImpl& router, const TaskBatch& batch, bool* task_i
 
 /// Router eval weights (1, h, S) for one task, for merging and export.
 SkillWeights EvalWeightsForTask(const RouterImpl& router, int64_t task);
+
+/// Whether the hand-written CPU paths (raw buffers, direct BLAS calls) take these tensors: all on
+/// the CPU, all float or all double.
+bool CpuFloatOrDouble(std::initializer_list<at::Tensor> tensors);
 
 /// Checks the batch's row count against an input tensor's dim 0.
 void CheckRows(const char* layer, const at::Tensor& x, const TaskBatch& batch);

@@ -81,13 +81,6 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
 // (The composite bmm/transpose/reshape/add chain cost several nodes per layer and call; on CPU
 // the per-task products go straight to BLAS, as ATen's small batched matmuls loop in ops.)
 struct LowRankKernelsFn : public torch::autograd::Function<LowRankKernelsFn> {
-  static bool Raw(const at::Tensor& base, const at::Tensor& a, const at::Tensor& b) {
-    const auto dtype = base.scalar_type();
-    return base.device().is_cpu() && a.device().is_cpu() && b.device().is_cpu() &&
-           a.scalar_type() == dtype && b.scalar_type() == dtype &&
-           (dtype == at::kFloat || dtype == at::kDouble);
-  }
-
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& base_in,
                             const at::Tensor& a_in, const at::Tensor& b_in, int64_t u) {
     const at::Tensor base = base_in.contiguous(), a = a_in.contiguous(), b = b_in.contiguous();
@@ -95,7 +88,7 @@ struct LowRankKernelsFn : public torch::autograd::Function<LowRankKernelsFn> {
     ctx->save_for_backward({a, b});
     ctx->saved_data["u"] = u;
     ctx->saved_data["base_sizes"] = c10::IValue(base.sizes().vec());
-    if (Raw(base, a, b)) {
+    if (detail::CpuFloatOrDouble({base, a, b})) {
       at::Tensor kernels = at::empty({u, out, p}, base.options());
       bool done = true;
       AT_DISPATCH_FLOATING_TYPES(base.scalar_type(), "LowRankKernels", [&] {
@@ -126,15 +119,14 @@ struct LowRankKernelsFn : public torch::autograd::Function<LowRankKernelsFn> {
     if (ctx->needs_input_grad(0))
       d_base = dk.sum(0).view(ctx->saved_data["base_sizes"].toIntVector());
     const bool want_a = ctx->needs_input_grad(1), want_b = ctx->needs_input_grad(2);
-    if (Raw(dk, a, b) && (want_a || want_b)) {
+    if (detail::CpuFloatOrDouble({dk, a, b}) && (want_a || want_b)) {
       d_a = at::empty({p, u * r}, a.options());
       d_b = at::empty({u * r, out}, b.options());
       bool done = true;
       AT_DISPATCH_FLOATING_TYPES(dk.scalar_type(), "LowRankKernelsBackward", [&] {
         const scalar_t* dkp = dk.data_ptr<scalar_t>();
         for (int64_t m = 0; m < u && done; ++m) {
-          // d A_m (P, r) = dK_m^T (P, out) B_m^T (out, r); d B_m (r, out) = A_m^T (r, P) dK_m^T (P,
-          // out).
+          // d A_m (P, r) = dK_m^T B_m^T; d B_m (r, out) = A_m^T dK_m^T.
           done = skills::RowMajorGemm(true, true, p, r, out, dkp + m * out * p, p,
                                       b.data_ptr<scalar_t>() + m * r * out, out, scalar_t(0),
                                       d_a.data_ptr<scalar_t>() + m * r, u * r) &&
