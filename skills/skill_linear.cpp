@@ -2,30 +2,150 @@
 
 #include <algorithm>
 #include <ostream>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <torch/autograd.h>
 
+#include "skills/blas_runtime.h"
 #include "skills/layer_routing.h"
 
 namespace skillgrid::skills {
 namespace {
 
+// Rows [begin, end) of a batch that all read the same slot of the side-by-side factors: columns
+// [col, col + width) of A and the same rows of B.
+struct SlotRun {
+  int64_t begin, end, col;
+};
+
+// Below this many rows per run on average, the per-run products cost more in BLAS calls than
+// the dense masked products waste in multiplying zeros.
+constexpr int64_t kMinRowsPerRun = 8;
+
+// The row runs of a slot mask (N, K): each row holds ones on one block [u * w, (u + 1) * w) for a
+// common width w and zeros elsewhere. Returns false (runs untouched) for any other mask, or when
+// the runs are too short to pay off.
+template <typename T>
+bool FindSlotRuns(const T* mask, int64_t n, int64_t k, std::vector<SlotRun>* runs, int64_t* width) {
+  int64_t w = 0;
+  for (int64_t j = 0; j < k && mask[j] != T(0); ++j) ++w;
+  if (w == 0 || k % w != 0) return false;
+  std::vector<SlotRun> found;
+  for (int64_t r = 0; r < n; ++r) {
+    const T* row = mask + r * k;
+    int64_t col = -1;
+    for (int64_t c = 0; c < k; c += w) {
+      if (row[c] != T(0)) {
+        if (col >= 0) return false;
+        col = c;
+      }
+    }
+    if (col < 0) return false;
+    for (int64_t j = 0; j < k; ++j) {
+      if (row[j] != ((j >= col && j < col + w) ? T(1) : T(0))) return false;
+    }
+    if (found.empty() || found.back().col != col) {
+      if (static_cast<int64_t>(found.size() + 1) * kMinRowsPerRun > n) return false;
+      found.push_back({r, r + 1, col});
+    } else {
+      found.back().end = r + 1;
+    }
+  }
+  *runs = std::move(found);
+  *width = w;
+  return true;
+}
+
+// The low-rank term run by run: with rows grouped by task (as the trainer's minibatches are),
+// each row needs only its own task's w columns of A, not all K = U * w of the masked form.
+// All on raw buffers with unit column stride; a and b contiguous (in, K) and (K, out).
+template <typename T>
+struct RunProducts {
+  const std::vector<SlotRun>& runs;
+  int64_t w, k, in, out;
+
+  // projected (N, w) = each run's x A_u; y (N, out) += projected B_u. Returns false, y untouched,
+  // when no BLAS is loaded.
+  bool Forward(const T* x, int64_t ldx, const T* a, const T* b, T* projected, T* y) const {
+    for (const auto& run : runs) {
+      const int64_t len = run.end - run.begin;
+      T* p = projected + run.begin * w;
+      if (!RowMajorGemm(false, false, len, w, in, x + run.begin * ldx, ldx, a + run.col, k, T(0), p, w)) return false;
+      RowMajorGemm(false, false, len, out, w, p, w, b + run.col * out, out, T(1), y + run.begin * out, out);
+    }
+    return true;
+  }
+
+  // d_projected (N, w) = dy B_u^T per run, and dx (N, in) += d_projected A_u^T when dx is given.
+  void InputGrad(const T* dy, const T* a, const T* b, T* d_projected, T* dx) const {
+    for (const auto& run : runs) {
+      const int64_t len = run.end - run.begin;
+      T* q = d_projected + run.begin * w;
+      RowMajorGemm(false, true, len, w, out, dy + run.begin * out, out, b + run.col * out, out, T(0), q, w);
+      if (dx != nullptr) RowMajorGemm(false, true, len, in, w, q, w, a + run.col, k, T(1), dx + run.begin * in, in);
+    }
+  }
+
+  // da (in, K) += x_u^T d_projected_u and db (K, out) += projected_u^T dy_u, either may be null.
+  void ParameterGrads(const T* x, int64_t ldx, const T* dy, const T* projected, const T* d_projected, T* da,
+                      T* db) const {
+    for (const auto& run : runs) {
+      const int64_t len = run.end - run.begin;
+      if (da != nullptr) {
+        RowMajorGemm(true, false, in, w, len, x + run.begin * ldx, ldx, d_projected + run.begin * w, w, T(1),
+                     da + run.col, k);
+      }
+      if (db != nullptr) {
+        RowMajorGemm(true, false, w, out, len, projected + run.begin * w, w, dy + run.begin * out, out, T(1),
+                     db + run.col * out, out);
+      }
+    }
+  }
+};
+
 // y = x W^T + b + ((x A) * mask) B as one autograd node, for x (N, in). Every routed linear
 // runs this on each call; as linear + matmul + mul + addmm + views it cost about ten autograd
-// nodes forward and backward, which on CPU took longer than the matmuls themselves.
+// nodes forward and backward, which on CPU took longer than the matmuls themselves. When the
+// mask's rows come in long one-task runs, the low-rank term runs per run (RunProducts) and
+// `projected` keeps only each row's own w columns.
 struct LowRankLinearFn : public torch::autograd::Function<LowRankLinearFn> {
   // weight (out, in); bias (out); a (in, K); b (K, out); mask (N, K). An absent bias or mask
   // arrives as an empty tensor (custom functions take no undefined inputs).
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b, const at::Tensor& mask) {
-    at::Tensor projected = at::mm(x, a);  // (N, K)
-    if (mask.numel() > 0) projected.mul_(mask);
+                            const at::Tensor& bias, const at::Tensor& a_in, const at::Tensor& b_in,
+                            const at::Tensor& mask) {
     at::Tensor y = bias.numel() > 0 ? at::addmm(bias, x, weight.t()) : at::mm(x, weight.t());
-    y.addmm_(projected, b);
+    std::vector<SlotRun> runs;
+    int64_t w = 0;
+    const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
+    const bool by_runs = mask.numel() > 0 && detail::CpuFloatOrDouble({x, a, b, mask, y}) && mask.is_contiguous() &&
+                         x.stride(1) == 1 && x.size(0) > 0 && y.is_contiguous();
+    bool done = false;
+    at::Tensor projected;
+    if (by_runs) {
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "LowRankLinearRuns", [&] {
+        if (!FindSlotRuns(mask.data_ptr<scalar_t>(), mask.size(0), mask.size(1), &runs, &w)) return;
+        projected = at::empty({x.size(0), w}, x.options());
+        const RunProducts<scalar_t> products{runs, w, a.size(1), x.size(1), y.size(1)};
+        done = products.Forward(x.data_ptr<scalar_t>(), x.stride(0), a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
+                                projected.data_ptr<scalar_t>(), y.data_ptr<scalar_t>());
+      });
+    }
+    if (!done) {
+      projected = at::mm(x, a);  // (N, K)
+      if (mask.numel() > 0) projected.mul_(mask);
+      y.addmm_(projected, b);
+    }
     ctx->save_for_backward({x, weight, a, b, mask, projected});
     ctx->saved_data["has_bias"] = bias.numel() > 0;
+    if (done) {
+      std::vector<int64_t> flat;
+      for (const auto& run : runs) flat.insert(flat.end(), {run.begin, run.end, run.col});
+      ctx->saved_data["runs"] = flat;
+      ctx->saved_data["run_width"] = w;
+    }
     return y;
   }
 
@@ -34,17 +154,41 @@ struct LowRankLinearFn : public torch::autograd::Function<LowRankLinearFn> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1], &a = saved[2], &b = saved[3], &mask = saved[4],
                      &projected = saved[5];
-    const at::Tensor& dy = grads[0];
+    const at::Tensor dy = ctx->saved_data.count("runs") > 0 ? grads[0].contiguous() : grads[0];
     at::Tensor dx, dw, db, da, dbb;
+    const bool need_dp = ctx->needs_input_grad(0) || ctx->needs_input_grad(3);
+    if (ctx->needs_input_grad(1)) dw = at::mm(dy.t(), x);
+    if (ctx->needs_input_grad(2) && ctx->saved_data["has_bias"].toBool()) db = dy.sum(0);
+    if (ctx->saved_data.count("runs") > 0) {
+      const auto flat = ctx->saved_data["runs"].toIntVector();
+      std::vector<SlotRun> runs;
+      for (size_t i = 0; i + 2 < flat.size(); i += 3) runs.push_back({flat[i], flat[i + 1], flat[i + 2]});
+      const int64_t w = ctx->saved_data["run_width"].toInt();
+      if (ctx->needs_input_grad(0)) dx = at::mm(dy, weight);
+      if (ctx->needs_input_grad(3)) da = at::zeros_like(a);
+      if (ctx->needs_input_grad(4)) dbb = at::zeros_like(b);
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "LowRankLinearRunsBackward", [&] {
+        const RunProducts<scalar_t> products{runs, w, a.size(1), x.size(1), dy.size(1)};
+        at::Tensor dp;
+        if (need_dp) {
+          dp = at::empty({x.size(0), w}, x.options());
+          products.InputGrad(dy.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
+                             dp.data_ptr<scalar_t>(), dx.defined() ? dx.data_ptr<scalar_t>() : nullptr);
+        }
+        products.ParameterGrads(x.data_ptr<scalar_t>(), x.stride(0), dy.data_ptr<scalar_t>(),
+                                projected.data_ptr<scalar_t>(), dp.defined() ? dp.data_ptr<scalar_t>() : nullptr,
+                                da.defined() ? da.data_ptr<scalar_t>() : nullptr,
+                                dbb.defined() ? dbb.data_ptr<scalar_t>() : nullptr);
+      });
+      return {dx, dw, db, da, dbb, at::Tensor()};
+    }
     // d(projected), masked like the forward; needed for dx and dA.
     at::Tensor dp;
-    if (ctx->needs_input_grad(0) || ctx->needs_input_grad(3)) {
+    if (need_dp) {
       dp = at::mm(dy, b.t());
       if (mask.numel() > 0) dp.mul_(mask);
     }
     if (ctx->needs_input_grad(0)) dx = at::mm(dy, weight).addmm_(dp, a.t());
-    if (ctx->needs_input_grad(1)) dw = at::mm(dy.t(), x);
-    if (ctx->needs_input_grad(2) && ctx->saved_data["has_bias"].toBool()) db = dy.sum(0);
     if (ctx->needs_input_grad(3)) da = at::mm(x.t(), dp);
     if (ctx->needs_input_grad(4)) dbb = at::mm(projected.t(), dy);
     return {dx, dw, db, da, dbb, at::Tensor()};

@@ -256,10 +256,14 @@ TEST(SkillLinear, GradientsMatchFiniteDifferences) {
 
 TEST(SkillLinear, MaskedFormGradientsMatchFiniteDifferencesForInputAndEveryParameter) {
   // The masked form and its mixing run as fused autograd nodes with hand-written backward passes:
-  // check them against finite differences, with and without bias, on mixed and one-task batches.
+  // check them against finite differences, with and without bias, on mixed and one-task batches,
+  // and on rows in long one-task runs (the per-run products; runs in non-ascending task order).
   torch::manual_seed(12);
+  std::vector<int64_t> runs(8, 0);
+  runs.insert(runs.end(), 9, 2);
+  runs.insert(runs.end(), 8, 1);
   for (const bool bias : {true, false}) {
-    for (const auto& ids : {std::vector<int64_t>{2, 0, 1, 2, 0, 0}, std::vector<int64_t>{1, 1, 1}}) {
+    for (const auto& ids : {std::vector<int64_t>{2, 0, 1, 2, 0, 0}, std::vector<int64_t>{1, 1, 1}, runs}) {
       const auto tasks = Ids(ids);
       auto layer = SkillLinear(SkillLinearOptions(5, 3)
                                    .bias(bias)
@@ -290,6 +294,39 @@ TEST(SkillLinear, MaskedFormGradientsMatchFiniteDifferencesForInputAndEveryParam
       }
     }
   }
+}
+
+TEST(SkillLinear, RowsInOneTaskRunsGiveTheSameResultsAsInterleavedRows) {
+  // Rows grouped in long one-task runs take the per-run products, interleaved rows the dense
+  // masked ones: the same rows in either order give the same outputs and gradients.
+  torch::manual_seed(13);
+  const int64_t n = 48;
+  const auto grouped_tasks = torch::div(torch::arange(n, torch::kLong) * 3, n, "floor");  // 16 rows per task
+  const auto order = torch::randperm(n, torch::kLong);  // interleaves the tasks
+  auto layer = SkillLinear(SkillLinearOptions(6, 5)
+                               .routing(RouterOptions::Poly(3, 4).relaxed_bernoulli(false))
+                               .skills(SkillInventoryOptions::LowRank(2).zero_init(false))
+                               .low_rank_strategy(LowRankStrategy::kMasked));
+  layer->to(torch::kDouble);
+  const auto x = torch::randn({n, 6}, torch::kDouble);
+  const auto probe = torch::randn({n, 5}, torch::kDouble);
+  auto run = [&](const at::Tensor& rows) {
+    layer->zero_grad();
+    const auto xg = x.index_select(0, rows).clone().requires_grad_(true);
+    const auto y = layer->forward(xg, TaskBatch::FromTaskIds(grouped_tasks.index_select(0, rows)));
+    (y * probe.index_select(0, rows)).sum().backward();
+    std::vector<at::Tensor> out = {at::empty_like(y).index_copy_(0, rows, y.detach()),
+                                   at::empty_like(x).index_copy_(0, rows, xg.grad())};
+    for (const auto& p : layer->parameters()) out.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+    return out;
+  };
+  const auto grouped = run(torch::arange(n, torch::kLong));
+  const auto interleaved = run(order);
+  ASSERT_EQ(grouped.size(), interleaved.size());
+  for (size_t i = 0; i < grouped.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(grouped[i], interleaved[i], 1e-10, 1e-12)) << "tensor " << i;
+  }
+  EXPECT_GT(grouped[1].abs().sum().item<double>(), 0.0);  // the input gradient is not trivially zero
 }
 
 TEST(SkillLinear, SaveLoadRoundTripReproducesOutputsExactly) {
