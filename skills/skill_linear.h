@@ -23,7 +23,8 @@ enum class LowRankStrategy {
   kMerged,    ///< Form W_t = W + (A_t B_t)^T / r per task, then one batched matmul (base FLOPs).
   kFactored,  ///< base(x) + (x A_t) B_t / r: cheaper when tasks have few rows each.
   kMasked,    ///< base(x) + ((x [A_1..A_U]) * task mask) [B_1..B_U] / r: three plain matmuls for the
-              ///< whole batch, no per-task loop or row grouping (one routing head only).
+              ///< whole batch, no per-task loop or row grouping (one routing head only). On CPU, rows
+              ///< in long one-task runs (>= 8 rows per run on average) take x_run A_t B_t per run.
 };
 
 /// Options of a SkillLinear, e.g.
