@@ -264,17 +264,52 @@ void ConvBlocksBackward(const at::Tensor& d, const at::Tensor& patches, const at
   }
 }
 
+// Kernels (K, C, in, k, k) to patch matrices (K, C, k*k*in) with columns in the (di, dj, channel)
+// order of NHWC patches, or back (to_patch false). A plain loop: as permute + reshape the copy
+// ran through ATen's strided 5-D path at a fraction of memory speed, in every forward.
+template <typename T>
+at::Tensor PatchOrder(const at::Tensor& src, int64_t in, int64_t k, bool to_patch) {
+  const at::Tensor s = src.contiguous();
+  const int64_t kk = k * k;
+  at::Tensor d = to_patch ? at::empty({s.size(0), s.size(1), in * kk}, s.options())
+                          : at::empty({s.size(0), s.size(1), in, k, k}, s.options());
+  const int64_t rows = s.size(0) * s.size(1);
+  const T* sp = s.data_ptr<T>();
+  T* dp = d.data_ptr<T>();
+  for (int64_t m = 0; m < rows; ++m) {
+    const T* a = sp + m * in * kk;
+    T* b = dp + m * in * kk;
+    for (int64_t c = 0; c < in; ++c) {
+      for (int64_t p = 0; p < kk; ++p) {
+        if (to_patch) {
+          b[p * in + c] = a[c * kk + p];
+        } else {
+          b[c * kk + p] = a[p * in + c];
+        }
+      }
+    }
+  }
+  return d;
+}
+
 struct SmallCnnTrunkFn : public torch::autograd::Function<SmallCnnTrunkFn> {
-  // w1..w3: (K, C_out, k*k*C_in) with columns in (di, dj, channel) order; b1..b3: (K, C_out).
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& images, const at::Tensor& w1,
-                            const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2, const at::Tensor& w3,
+  // k1..k3: kernels (K, C_out, C_in, k, k); b1..b3: (K, C_out).
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& images, const at::Tensor& k1,
+                            const at::Tensor& b1, const at::Tensor& k2, const at::Tensor& b2, const at::Tensor& k3,
                             const at::Tensor& b3, std::vector<int64_t> rows, std::vector<int64_t> kernel_sizes) {
+    // Patch matrices (K, C_out, k*k*C_in), columns in (di, dj, channel) order.
+    at::Tensor w1, w2c, w3c;
+    AT_DISPATCH_FLOATING_TYPES(k1.scalar_type(), "SmallCnnTrunkKernels", [&] {
+      w1 = PatchOrder<scalar_t>(k1, k1.size(2), kernel_sizes[0], true);
+      w2c = PatchOrder<scalar_t>(k2, k2.size(2), kernel_sizes[1], true);
+      w3c = PatchOrder<scalar_t>(k3, k3.size(2), kernel_sizes[2], true);
+    });
     const at::Tensor x = images.contiguous();
     const int64_t n = x.size(0);
     const ConvShape s1{x.size(1), x.size(2), x.size(3), kernel_sizes[0], w1.size(1)};
     const int64_t hp = s1.ho() / 2, wp = s1.wo() / 2;
-    const ConvShape s2{hp, wp, s1.out, kernel_sizes[1], w2.size(1)};
-    const ConvShape s3{s2.ho(), s2.wo(), s2.out, kernel_sizes[2], w3.size(1)};
+    const ConvShape s2{hp, wp, s1.out, kernel_sizes[1], w2c.size(1)};
+    const ConvShape s3{s2.ho(), s2.wo(), s2.out, kernel_sizes[2], w3c.size(1)};
     const auto opts = x.options();
     at::Tensor p1 = at::empty({n * s1.positions(), s1.patch()}, opts);
     at::Tensor a1 = at::empty({n * s1.positions(), s1.out}, opts);
@@ -283,7 +318,6 @@ struct SmallCnnTrunkFn : public torch::autograd::Function<SmallCnnTrunkFn> {
     at::Tensor a2 = at::empty({n * s2.positions(), s2.out}, opts);
     at::Tensor p3 = at::empty({n * s3.positions(), s3.patch()}, opts);
     at::Tensor a3 = at::empty({n * s3.positions(), s3.out}, opts);
-    const at::Tensor w2c = w2.contiguous(), w3c = w3.contiguous();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "SmallCnnTrunk", [&] {
       Im2Col<scalar_t>(x.data_ptr<scalar_t>(), n, s1, p1.data_ptr<scalar_t>());
       const at::Tensor w1t = w1.transpose(1, 2).contiguous(), b1c = b1.contiguous();  // (K, patch, C)
@@ -361,7 +395,11 @@ struct SmallCnnTrunkFn : public torch::autograd::Function<SmallCnnTrunkFn> {
         offset += count;
       }
     });
-    g[0] = gw1t.transpose(1, 2).contiguous();
+    AT_DISPATCH_FLOATING_TYPES(a1.scalar_type(), "SmallCnnTrunkKernelGrads", [&] {
+      g[0] = PatchOrder<scalar_t>(gw1t.transpose(1, 2), w1.size(2) / (ks[0] * ks[0]), ks[0], false);
+      g[2] = PatchOrder<scalar_t>(g[2], w2.size(2) / (ks[1] * ks[1]), ks[1], false);
+      g[4] = PatchOrder<scalar_t>(g[4], w3.size(2) / (ks[2] * ks[2]), ks[2], false);
+    });
     return {at::Tensor(), g[0], g[1], g[2], g[3], g[4], g[5], at::Tensor(), at::Tensor()};
   }
 };
@@ -408,13 +446,11 @@ at::Tensor SmallCnnTrunk(const at::Tensor& images, const TrunkConv& conv1, const
                 "SmallCnnTrunk: needs CPU float or double tensors of one dtype, got images ", images.scalar_type(),
                 " on ", images.device(), " and kernels ", c->kernels.scalar_type(), " on ", c->kernels.device());
   }
-  // Kernel matrices with columns in the (di, dj, channel) order of NHWC patches.
-  auto matrix = [](const at::Tensor& k) { return k.permute({0, 1, 3, 4, 2}).reshape({k.size(0), k.size(1), -1}); };
   auto bias = [](const TrunkConv& c) {
     return c.biases.defined() ? c.biases : at::zeros({c.kernels.size(0), c.kernels.size(1)}, c.kernels.options());
   };
-  return SmallCnnTrunkFn::apply(images, matrix(conv1.kernels), bias(conv1), matrix(conv2.kernels), bias(conv2),
-                                matrix(conv3.kernels), bias(conv3), rows_per_block, std::vector<int64_t>{k1, k2, k3});
+  return SmallCnnTrunkFn::apply(images, conv1.kernels, bias(conv1), conv2.kernels, bias(conv2), conv3.kernels,
+                                bias(conv3), rows_per_block, std::vector<int64_t>{k1, k2, k3});
 }
 
 }  // namespace skillgrid::agents
