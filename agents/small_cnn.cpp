@@ -264,30 +264,35 @@ void ConvBlocksBackward(const at::Tensor& d, const at::Tensor& patches, const at
   }
 }
 
+// dst[p * in + c] = src[c * kk + p] over `rows` blocks of in * kk values (a transpose of each
+// block); KK > 0 fixes kk at compile time (the 2x2 kernels), so the loop runs unrolled.
+template <typename T, int64_t KK>
+void TransposeBlocks(const T* src, int64_t rows, int64_t in, int64_t kk_runtime, T* dst) {
+  const int64_t kk = KK > 0 ? KK : kk_runtime;
+  for (int64_t m = 0; m < rows; ++m) {
+    const T* a = src + m * in * kk;
+    T* b = dst + m * in * kk;
+    for (int64_t c = 0; c < in; ++c) {
+      for (int64_t p = 0; p < kk; ++p) b[p * in + c] = a[c * kk + p];
+    }
+  }
+}
+
 // Kernels (K, C, in, k, k) to patch matrices (K, C, k*k*in) with columns in the (di, dj, channel)
 // order of NHWC patches, or back (to_patch false). A plain loop: as permute + reshape the copy
 // ran through ATen's strided 5-D path at a fraction of memory speed, in every forward.
 template <typename T>
 at::Tensor PatchOrder(const at::Tensor& src, int64_t in, int64_t k, bool to_patch) {
   const at::Tensor s = src.contiguous();
-  const int64_t kk = k * k;
+  const int64_t kk = k * k, rows = s.size(0) * s.size(1);
   at::Tensor d = to_patch ? at::empty({s.size(0), s.size(1), in * kk}, s.options())
                           : at::empty({s.size(0), s.size(1), in, k, k}, s.options());
-  const int64_t rows = s.size(0) * s.size(1);
-  const T* sp = s.data_ptr<T>();
-  T* dp = d.data_ptr<T>();
-  for (int64_t m = 0; m < rows; ++m) {
-    const T* a = sp + m * in * kk;
-    T* b = dp + m * in * kk;
-    for (int64_t c = 0; c < in; ++c) {
-      for (int64_t p = 0; p < kk; ++p) {
-        if (to_patch) {
-          b[p * in + c] = a[c * kk + p];
-        } else {
-          b[c * kk + p] = a[p * in + c];
-        }
-      }
-    }
+  // Back to kernels is the same transpose with the roles of in and kk swapped.
+  const int64_t inner = to_patch ? in : kk, outer = to_patch ? kk : in;
+  if (outer == 4) {
+    TransposeBlocks<T, 4>(s.data_ptr<T>(), rows, inner, outer, d.data_ptr<T>());
+  } else {
+    TransposeBlocks<T, 0>(s.data_ptr<T>(), rows, inner, outer, d.data_ptr<T>());
   }
   return d;
 }
