@@ -5,6 +5,7 @@
 #include <ostream>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -58,30 +59,47 @@ at::Tensor MixAlongOutput(const at::Tensor& weights_any, const at::Tensor& param
 
 namespace {
 
+// w (U, S) times scale as a contiguous host buffer (the scale rides on the tiny weights, not on
+// the mixed factor).
+template <typename T>
+std::vector<T> ScaledWeights(const at::Tensor& w, double scale) {
+  const at::Tensor wc = w.contiguous();
+  const T* wp = wc.data_ptr<T>();
+  std::vector<T> out(static_cast<size_t>(wc.numel()));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = wp[i] * static_cast<T>(scale);
+  return out;
+}
+
+// Moves `count` blocks of `width` values between the mixture-major (U, rows, width) layout and
+// the side-by-side (rows, U, width) one. A plain loop: the blocks are a few values long (the
+// rank), where a memmove call or ATen's strided copy costs more than the copy.
+template <typename T>
+void Interleave(const T* src, int64_t u, int64_t rows, int64_t width, bool to_side_by_side, T* dst) {
+  for (int64_t m = 0; m < u; ++m) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t mixture_major = (m * rows + i) * width, side_by_side = (i * u + m) * width;
+      const T* a = src + (to_side_by_side ? mixture_major : side_by_side);
+      T* b = dst + (to_side_by_side ? side_by_side : mixture_major);
+      for (int64_t j = 0; j < width; ++j) b[j] = a[j];
+    }
+  }
+}
+
 // One factor of SideBySideMixFn: mixes w (U, S) with l (S, rows, width), times scale. With
 // interleave the result is (rows, U * width), mixture m in columns m*width.. (how A is laid out);
 // else (U * rows, width) (how B is). On CPU one BLAS product and a copy, no ATen op per step.
 at::Tensor MixFactor(const at::Tensor& w, const at::Tensor& l, bool interleave, double scale) {
   const int64_t u = w.size(0), s = w.size(1), rows = l.size(1), width = l.size(2), cols = rows * width;
-  if (detail::CpuFloatOrDouble({w, l})) {
+  if (detail::CpuFloatOrDouble({w, l}) && l.is_contiguous()) {
+    const bool side_by_side = interleave && u > 1;
     at::Tensor mixed = at::empty({u, cols}, l.options());  // mixture-major
-    at::Tensor out = interleave && u > 1 ? at::empty({rows, u * width}, l.options()) : mixed;
+    at::Tensor out = side_by_side ? at::empty({rows, u * width}, l.options()) : mixed;
     bool done = false;
     AT_DISPATCH_FLOATING_TYPES(l.scalar_type(), "MixFactor", [&] {
+      const std::vector<scalar_t> ws = ScaledWeights<scalar_t>(w, scale);
       scalar_t* mp = mixed.data_ptr<scalar_t>();
-      done = RowMajorGemm(false, false, u, cols, s, w.data_ptr<scalar_t>(), s, l.data_ptr<scalar_t>(), cols,
-                          scalar_t(0), mp, cols);
-      if (!done) return;
-      if (scale != 1.0) {
-        for (int64_t i = 0; i < u * cols; ++i) mp[i] *= static_cast<scalar_t>(scale);
-      }
-      if (out.data_ptr() == mixed.data_ptr()) return;
-      scalar_t* op = out.data_ptr<scalar_t>();
-      for (int64_t m = 0; m < u; ++m) {
-        for (int64_t i = 0; i < rows; ++i) {
-          std::copy(mp + (m * rows + i) * width, mp + (m * rows + i + 1) * width, op + (i * u + m) * width);
-        }
-      }
+      done = RowMajorGemm(false, false, u, cols, s, ws.data(), s, l.data_ptr<scalar_t>(), cols, scalar_t(0), mp, cols);
+      if (done && side_by_side) Interleave(mp, u, rows, width, true, out.data_ptr<scalar_t>());
     });
     if (done) return interleave ? out.view({rows, u * width}) : out.view({u * rows, width});
   }
@@ -96,29 +114,36 @@ at::Tensor MixFactor(const at::Tensor& w, const at::Tensor& l, bool interleave, 
 std::pair<at::Tensor, at::Tensor> MixFactorBackward(const at::Tensor& d, const at::Tensor& w, const at::Tensor& l,
                                                     bool interleave, double scale, bool want_w, bool want_l) {
   const int64_t u = w.size(0), s = w.size(1), rows = l.size(1), width = l.size(2), cols = rows * width;
-  // d as (U, rows * width), mixture-major like the forward's product, scaled.
-  at::Tensor d_mixed = interleave && u > 1 ? d.view({rows, u, width}).transpose(0, 1).reshape({u, cols})
-                                           : d.reshape({u, cols});
-  if (scale != 1.0) d_mixed = d_mixed * scale;
+  const bool side_by_side = interleave && u > 1;
   at::Tensor g_w, g_l;
-  if (detail::CpuFloatOrDouble({d_mixed, w, l})) {
-    d_mixed = d_mixed.contiguous();
+  if (detail::CpuFloatOrDouble({d, w, l}) && l.is_contiguous()) {
+    // d as (U, rows * width), mixture-major like the forward's product.
+    const at::Tensor dc = d.contiguous();
+    at::Tensor d_mixed = dc;
     if (want_w) g_w = at::empty({u, s}, w.options());
     if (want_l) g_l = at::empty(l.sizes(), l.options());
     bool done = true;
     AT_DISPATCH_FLOATING_TYPES(l.scalar_type(), "MixFactorBackward", [&] {
+      if (side_by_side) {
+        d_mixed = at::empty({u, cols}, d.options());
+        Interleave(dc.data_ptr<scalar_t>(), u, rows, width, false, d_mixed.data_ptr<scalar_t>());
+      }
       const scalar_t* dp = d_mixed.data_ptr<scalar_t>();
       if (want_w) {
-        done = RowMajorGemm(false, true, u, s, cols, dp, cols, l.data_ptr<scalar_t>(), cols, scalar_t(0),
-                            g_w.data_ptr<scalar_t>(), s);
+        scalar_t* gw = g_w.data_ptr<scalar_t>();
+        done = RowMajorGemm(false, true, u, s, cols, dp, cols, l.data_ptr<scalar_t>(), cols, scalar_t(0), gw, s);
+        for (int64_t i = 0; done && scale != 1.0 && i < u * s; ++i) gw[i] *= static_cast<scalar_t>(scale);
       }
       if (want_l && done) {
-        done = RowMajorGemm(true, false, s, cols, u, w.data_ptr<scalar_t>(), s, dp, cols, scalar_t(0),
-                            g_l.data_ptr<scalar_t>(), cols);
+        const std::vector<scalar_t> ws = ScaledWeights<scalar_t>(w, scale);
+        done = RowMajorGemm(true, false, s, cols, u, ws.data(), s, dp, cols, scalar_t(0), g_l.data_ptr<scalar_t>(),
+                            cols);
       }
     });
     if (done) return {g_w, g_l};
   }
+  at::Tensor d_mixed = side_by_side ? d.view({rows, u, width}).transpose(0, 1).reshape({u, cols}) : d.reshape({u, cols});
+  if (scale != 1.0) d_mixed = d_mixed * scale;
   if (want_w) g_w = at::mm(d_mixed, l.reshape({s, cols}).t());
   if (want_l) g_l = at::mm(w.t(), d_mixed).view(l.sizes());
   return {g_w, g_l};
