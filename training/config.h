@@ -30,8 +30,8 @@ struct TrainConfig {
   std::vector<std::string> levels = PolytroponSuite();
   /// Total environment frames (steps summed over envs) to train for; rounded up to whole updates.
   /// The default (12M) is sized for at most ~30 minutes of the default job (small model, Poly,
-  /// two update workers: ~7,600-9,200 frames/s measured with evaluations and checkpoints, so
-  /// ~22-27 min) on 2 cores.
+  /// two update workers: ~8,500-9,500 frames/s measured with evaluations and checkpoints, so
+  /// ~21-25 min) on 2 cores.
   int64_t frames = 12'000'000;
   /// Seed of everything: network init, action sampling, minibatch order, env streams.
   uint64_t seed = 1;
