@@ -8,6 +8,7 @@
 #include <torch/nn/functional/pooling.h>
 
 #include "agents/small_cnn.h"
+#include "agents/trunk_kernels.h"
 #include "envs/tokenizer.h"
 #include "skills/router.h"
 #include "skills/skill_conv_embedding.h"
@@ -150,11 +151,17 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
     x = at::relu(sconv3_->forward(x, batch));
     return x.flatten(1);
   }
+  if (arch == "bow_endpool_res" && conv1_->precision() == skills::ConvPrecision::kBFloat16 &&
+      obs.images.device().is_cpu()) {
+    return BowTrunkBf16(obs, instr_rows, batch);
+  }
   at::Tensor x;
   if (arch == "bow_endpool_res") {
     const at::Tensor offsets = at::arange(3, obs.images.options().dtype(at::kLong)) * kBowMaxValue;
     at::Tensor idx = obs.images.to(at::kLong) + offsets;        // (B, 7, 7, 3)
-    x = bow_->forward(idx).sum(3).permute({0, 3, 1, 2}).contiguous();  // (B, C, 7, 7)
+    x = bow_->forward(idx).sum(3).permute({0, 3, 1, 2});  // (B, C, 7, 7), channels-last strides
+    // fp32 oneDNN runs NCHW; bf16 converts to channels-last bfloat16 in one pass anyway.
+    if (conv1_->precision() == skills::ConvPrecision::kFloat32) x = x.contiguous();
     x = at::relu(bn1_->forward(conv1_->forward(x, batch)));
     x = at::relu(bn2_->forward(conv2_->forward(x, batch)));
   } else {
@@ -166,8 +173,9 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
   for (auto& f : films_) {
     at::Tensor y = at::relu(f.bn1->forward(f.conv1->forward(x, batch)));
     y = f.conv2->forward(y, batch);
-    const at::Tensor g = f.gamma->forward(instr_rows, batch).unsqueeze(2).unsqueeze(3);
-    const at::Tensor b = f.beta->forward(instr_rows, batch).unsqueeze(2).unsqueeze(3);
+    // (In bf16 precision the activations are bfloat16: FiLM follows them rather than promote.)
+    const at::Tensor g = f.gamma->forward(instr_rows, batch).unsqueeze(2).unsqueeze(3).to(y.scalar_type());
+    const at::Tensor b = f.beta->forward(instr_rows, batch).unsqueeze(2).unsqueeze(3).to(y.scalar_type());
     y = at::relu(f.bn2->forward(y * g + b));
     x = residual ? y + x : y;
   }
@@ -176,7 +184,33 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
   } else {
     x = at::max_pool2d(x, {2, 2}, {2, 2});
   }
-  return at::relu(x).flatten(1);
+  return at::relu(x).flatten(1).to(at::kFloat);
+}
+
+void ActorCriticImpl::SetConvPrecision(skills::ConvPrecision precision) {
+  for (RoutedConv2d* conv : {&conv1_, &conv2_, &sconv1_, &sconv2_, &sconv3_}) {
+    if (!conv->is_empty()) (*conv)->set_precision(precision);
+  }
+  for (auto& f : films_) {
+    f.conv1->set_precision(precision);
+    f.conv2->set_precision(precision);
+  }
+}
+
+at::Tensor ActorCriticImpl::BowTrunkBf16(const Observation& obs, const at::Tensor& instr_rows,
+                                         const skills::TaskBatch& batch) {
+  // The same network as ImageTrunk's bow_endpool_res branch, with channels-last bfloat16
+  // activations between bf16 convolutions and fused norm/FiLM/ReLU kernels.
+  const at::Tensor offsets = at::arange(3, obs.images.options().dtype(at::kLong)) * kBowMaxValue;
+  at::Tensor x = BowEmbeddingBf16(obs.images.to(at::kLong) + offsets, bow_->weight);
+  x = BatchNormReluBf16(conv1_->forward(x, batch), *bn1_);
+  x = BatchNormReluBf16(conv2_->forward(x, batch), *bn2_);
+  for (auto& f : films_) {
+    const at::Tensor y = BatchNormReluBf16(f.conv1->forward(x, batch), *f.bn1);
+    x = BatchNormReluBf16(f.conv2->forward(y, batch), *f.bn2, f.gamma->forward(instr_rows, batch),
+                          f.beta->forward(instr_rows, batch), x);
+  }
+  return GlobalMaxReluBf16(x);
 }
 
 at::Tensor ActorCriticImpl::EncodeInstructions(const Observation& obs) {

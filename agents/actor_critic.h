@@ -120,12 +120,17 @@ class ActorCriticImpl : public torch::nn::Cloneable<ActorCriticImpl> {
   int64_t NumParameters() const;
   /// Eval-mode routing weights of every routed layer, {"layer name": [[T x S]...]} (heads averaged).
   nlohmann::json RoutingSnapshot() const;
+  /// Sets the arithmetic of the image convolutions (bow_endpool_res, expert_filmcnn; the small
+  /// model's fused trunk stays fp32). Not part of the architecture: checkpoints load either way.
+  void SetConvPrecision(skills::ConvPrecision precision);
 
   /// The options the network was built with.
   ModelOptions options;
 
  private:
   at::Tensor ImageTrunk(const Observation& obs, const at::Tensor& instr_rows, const skills::TaskBatch& batch);
+  // bow_endpool_res's trunk on CPU in bf16 precision (fused kernels of trunk_kernels.h).
+  at::Tensor BowTrunkBf16(const Observation& obs, const at::Tensor& instr_rows, const skills::TaskBatch& batch);
 
   // bow_endpool_res / expert_filmcnn
   torch::nn::Embedding bow_{nullptr};

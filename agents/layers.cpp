@@ -217,7 +217,8 @@ void RoutedConv2dImpl::reset() {
     skill_ = register_module("skill", skills::SkillConv2d(skills::SkillConv2dOptions(in_, out_, kernel_)
                                                              .padding(padding_)
                                                              .routing(linear.routing())
-                                                             .skills(linear.skills())));
+                                                             .skills(linear.skills())
+                                                             .precision(precision_)));
     plain_ = nullptr;
   } else {
     plain_ = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_, out_, kernel_).padding(padding_)));
@@ -226,7 +227,13 @@ void RoutedConv2dImpl::reset() {
 }
 
 at::Tensor RoutedConv2dImpl::forward(const at::Tensor& x, const skills::TaskBatch& batch) {
-  return skill_.is_empty() ? plain_->forward(x) : skill_->forward(x, batch);
+  if (!skill_.is_empty()) return skill_->forward(x, batch);
+  return skills::Conv2dInPrecision(x, plain_->weight, plain_->bias, 1, padding_, precision_);
+}
+
+void RoutedConv2dImpl::set_precision(skills::ConvPrecision precision) {
+  precision_ = precision;
+  if (!skill_.is_empty()) skill_->options.precision(precision);
 }
 
 std::pair<at::Tensor, at::Tensor> RoutedConv2dImpl::BatchKernels(const skills::TaskBatch& batch) {

@@ -143,11 +143,16 @@ class RoutedConv2dImpl : public torch::nn::Cloneable<RoutedConv2dImpl> {
   bool routed() const { return !skill_.is_empty(); }
   /// The SkillConv2d (empty holder when not routed).
   skills::SkillConv2d skill() const { return skill_; }
+  /// Sets the arithmetic of forward's convolutions (default fp32; see skills::ConvPrecision).
+  void set_precision(skills::ConvPrecision precision);
+  /// The arithmetic of forward's convolutions.
+  skills::ConvPrecision precision() const { return precision_; }
 
  private:
   RoutingOptions routing_;
   LayerFamily family_;
   int64_t in_, out_, kernel_, padding_;
+  skills::ConvPrecision precision_ = skills::ConvPrecision::kFloat32;
   torch::nn::Conv2d plain_{nullptr};
   skills::SkillConv2d skill_{nullptr};
 };

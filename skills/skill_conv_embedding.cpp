@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ostream>
+#include <stdexcept>
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -19,14 +20,27 @@ namespace {
 // rollout needs at most 64 x 49 x 12 = 37,632; bow_endpool_res's 64 x 49 x 1,152 stays on oneDNN.
 constexpr int64_t kMaxPatchEntries = 1 << 18;
 
-// One convolution per task over rows already grouped in task blocks, writing into one output.
-// Autograd over split + per-block conv + cat copies every activation and gradient an extra
-// time (the split's backward alone cost more than a convolution); here each block's forward
-// and backward write straight into their slice.
+// The operand layout and type of a convolution in `bf16`: oneDNN's AMX/AVX512-BF16 kernels want
+// channels-last bfloat16 (measured: NCHW bf16 ran at a quarter of NHWC's speed forward).
+at::Tensor ConvOperand(const at::Tensor& t, bool bf16) {
+  return bf16 ? t.to(at::kBFloat16, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::ChannelsLast) : t;
+}
+
+// One convolution per task over rows already grouped in task blocks, writing into one output
+// (one block when every row shares the kernel). Autograd over split + per-block conv + cat
+// copies every activation and gradient an extra time (the split's backward alone cost more than
+// a convolution); here each block's forward and backward write straight into their slice. With
+// `bf16` the blocks run in bfloat16 (ConvPrecision::kBFloat16) and the rounded operands are
+// what the backward keeps; the output is bfloat16 and channels-last, and the input's gradient
+// has the input's type.
 struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& kernels,
-                            const at::Tensor& biases, std::vector<int64_t> rows_per_task, int64_t stride,
-                            int64_t padding) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
+                            const at::Tensor& kernels_in, const at::Tensor& biases_in,
+                            std::vector<int64_t> rows_per_task, int64_t stride, int64_t padding, bool bf16) {
+    const at::Tensor x = ConvOperand(x_in, bf16);
+    const at::Tensor kernels = bf16 ? kernels_in.to(at::kBFloat16) : kernels_in;  // (K, C_out, C_in, k, k)
+    // (An absent bias travels as an empty tensor: autograd's apply needs defined inputs.)
+    const at::Tensor biases = biases_in.numel() == 0 ? at::Tensor() : bf16 ? biases_in.to(at::kBFloat16) : biases_in;
     at::Tensor y;
     int64_t offset = 0;
     for (size_t u = 0; u < rows_per_task.size(); ++u) {
@@ -34,15 +48,29 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       const at::Tensor out = at::conv2d(x.narrow(0, offset, n), kernels[static_cast<int64_t>(u)],
                                         biases.defined() ? biases[static_cast<int64_t>(u)] : at::Tensor(),
                                         {stride, stride}, {padding, padding});
-      if (!y.defined()) y = at::empty({x.size(0), out.size(1), out.size(2), out.size(3)}, out.options());
+      if (!y.defined()) {
+        if (rows_per_task.size() == 1) return Saved(ctx, x_in, x, kernels, rows_per_task, stride, padding,
+                                                    biases.defined(), bf16, out);
+        y = at::empty({x.size(0), out.size(1), out.size(2), out.size(3)},
+                      out.options().memory_format(bf16 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+      }
       y.narrow(0, offset, n).copy_(out);
       offset += n;
     }
+    return Saved(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16, y);
+  }
+
+  static at::Tensor Saved(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& x,
+                          const at::Tensor& kernels,
+                          const std::vector<int64_t>& rows_per_task, int64_t stride, int64_t padding, bool has_bias,
+                          bool bf16, const at::Tensor& y) {
     ctx->save_for_backward({x, kernels});
     ctx->saved_data["rows"] = c10::IValue(rows_per_task);
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
-    ctx->saved_data["has_bias"] = biases.defined();
+    ctx->saved_data["has_bias"] = has_bias;
+    ctx->saved_data["bf16"] = bf16;
+    ctx->saved_data["input_bf16"] = x_in.scalar_type() == at::kBFloat16;
     return y;
   }
 
@@ -53,18 +81,22 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
     const at::Tensor& kernels = saved[1];
     const auto rows = ctx->saved_data["rows"].toIntVector();
     const int64_t stride = ctx->saved_data["stride"].toInt(), padding = ctx->saved_data["padding"].toInt();
-    const bool has_bias = ctx->saved_data["has_bias"].toBool();
-    const at::Tensor grad_y = grads[0];
-    at::Tensor grad_x = at::empty_like(x, at::MemoryFormat::Contiguous);
-    at::Tensor grad_k = at::empty_like(kernels, at::MemoryFormat::Contiguous);
-    at::Tensor grad_b = has_bias ? at::empty({kernels.size(0), kernels.size(1)}, kernels.options()) : at::Tensor();
+    const bool has_bias = ctx->saved_data["has_bias"].toBool(), bf16 = ctx->saved_data["bf16"].toBool();
+    const at::Tensor grad_y = bf16 ? ConvOperand(grads[0], true) : grads[0];
+    const auto fp32 = x.options().dtype(at::kFloat);
+    const auto grad_x_options = ctx->saved_data["input_bf16"].toBool() ? x.options() : fp32;
+    at::Tensor grad_x = bf16 ? at::empty(x.sizes(), grad_x_options.memory_format(at::MemoryFormat::ChannelsLast))
+                             : at::empty_like(x, at::MemoryFormat::Contiguous);
+    at::Tensor grad_k = at::empty(kernels.sizes(), bf16 ? fp32 : kernels.options());
+    at::Tensor grad_b = has_bias ? at::empty({kernels.size(0), kernels.size(1)}, grad_k.options()) : at::Tensor();
     const std::vector<int64_t> bias_sizes = {kernels.size(1)};
     int64_t offset = 0;
     for (size_t u = 0; u < rows.size(); ++u) {
       const auto i = static_cast<int64_t>(u);
       const int64_t n = rows[u];
+      const at::Tensor gy = grad_y.narrow(0, offset, n);
       auto [gx, gw, gb] = at::convolution_backward(
-          grad_y.narrow(0, offset, n).contiguous(), x.narrow(0, offset, n), kernels[i],
+          bf16 ? gy : gy.contiguous(), x.narrow(0, offset, n), kernels[i],
           has_bias ? at::OptionalIntArrayRef(bias_sizes) : at::OptionalIntArrayRef(), {stride, stride},
           {padding, padding}, {1, 1}, /*transposed=*/false, {0, 0}, /*groups=*/1, {true, true, has_bias});
       grad_x.narrow(0, offset, n).copy_(gx);
@@ -72,7 +104,7 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       if (has_bias) grad_b[i].copy_(gb);
       offset += n;
     }
-    return {grad_x, grad_k, grad_b, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad_x, grad_k, grad_b, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -155,6 +187,24 @@ struct LowRankKernelsFn : public torch::autograd::Function<LowRankKernelsFn> {
 
 }  // namespace
 
+const char* ConvPrecisionName(ConvPrecision precision) {
+  return precision == ConvPrecision::kBFloat16 ? "bf16" : "fp32";
+}
+
+ConvPrecision ParseConvPrecision(const std::string& name) {
+  if (name == "fp32") return ConvPrecision::kFloat32;
+  if (name == "bf16") return ConvPrecision::kBFloat16;
+  throw std::invalid_argument("unknown precision '" + name + "' (valid: fp32, bf16)");
+}
+
+at::Tensor Conv2dInPrecision(const at::Tensor& x, const at::Tensor& kernel, const at::Tensor& bias, int64_t stride,
+                             int64_t padding, ConvPrecision precision) {
+  if (precision == ConvPrecision::kFloat32) return at::conv2d(x, kernel, bias, {stride, stride}, {padding, padding});
+  TORCH_CHECK(kernel.dim() == 4, "Conv2dInPrecision: kernel must be (C_out, C_in, k, k), got ", kernel.sizes());
+  return TaskBlockConv2d::apply(x, kernel.unsqueeze(0), bias.defined() ? bias.unsqueeze(0) : at::empty({0}, kernel.options()),
+                                std::vector<int64_t>{x.size(0)}, stride, padding, true);
+}
+
 SkillConv2dOptions::SkillConv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)
     : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
 
@@ -214,16 +264,22 @@ at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   const int64_t k = options.kernel_size();
   const int64_t patch_entries = x.size(0) * x.size(2) * x.size(3) * options.in_channels() * k * k;
   if (mixed && !at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1 &&
-      patch_entries <= kMaxPatchEntries) {
+      patch_entries <= kMaxPatchEntries && options.precision() == ConvPrecision::kFloat32) {
     return ForwardPatches(x, batch, weights);
   }
   const auto [kernels, biases] = TaskKernels(weights);
   const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
-  if (!mixed) return at::conv2d(x, kernels[0], biases.defined() ? biases[0] : at::Tensor(), stride, padding);
+  const bool bf16 = options.precision() == ConvPrecision::kBFloat16;
+  if (!mixed) {
+    if (!bf16) return at::conv2d(x, kernels[0], biases.defined() ? biases[0] : at::Tensor(), stride, padding);
+    return TaskBlockConv2d::apply(x, kernels.narrow(0, 0, 1),
+                                  biases.defined() ? biases.narrow(0, 0, 1).contiguous() : at::empty({0}, kernels.options()),
+                                  std::vector<int64_t>{x.size(0)}, options.stride(), options.padding(), true);
+  }
   // Convolutions are costly per row, so a loop of one convolution per task adds little.
   const at::Tensor grouped = batch.GroupRows(x);
-  const at::Tensor y = TaskBlockConv2d::apply(grouped, kernels, biases.defined() ? biases.contiguous() : at::Tensor(),
-                                              batch.rows_per_task, options.stride(), options.padding());
+  const at::Tensor y = TaskBlockConv2d::apply(grouped, kernels, biases.defined() ? biases.contiguous() : at::empty({0}, kernels.options()),
+                                              batch.rows_per_task, options.stride(), options.padding(), bf16);
   return batch.UngroupRows(y);
 }
 

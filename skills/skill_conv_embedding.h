@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include <torch/arg.h>
@@ -16,6 +17,23 @@
 #include "skills/task_batch.h"
 
 namespace skillgrid::skills {
+
+/// Arithmetic of a convolution's products.
+enum class ConvPrecision {
+  /// fp32 throughout (the references' arithmetic).
+  kFloat32,
+  /// Mixed precision, as torch.autocast(bfloat16): input, kernel and output gradient are rounded
+  /// to bfloat16 and multiplied with fp32 accumulation (oneDNN; AMX or AVX512-BF16 where the CPU
+  /// has them, ~3-8x fp32 there). The output is a channels-last bfloat16 tensor (the next layers
+  /// run on it, halving activation traffic); the input may be fp32 or bf16 and gets a gradient of
+  /// its own type; kernel and bias gradients are fp32, as are parameters and optimiser state.
+  kBFloat16,
+};
+
+/// "fp32" | "bf16".
+const char* ConvPrecisionName(ConvPrecision precision);
+/// Inverse of ConvPrecisionName; throws std::invalid_argument naming the valid values.
+ConvPrecision ParseConvPrecision(const std::string& name);
 
 /// Options of a SkillConv2d (square kernel, stride and padding).
 struct SkillConv2dOptions {
@@ -40,7 +58,13 @@ struct SkillConv2dOptions {
   TORCH_ARG(RouterOptions, routing) = RouterOptions::Poly(1, 9);
   /// A router shared with other layers (not registered here; its owner registers it).
   TORCH_ARG(Router, router) = nullptr;
+  /// Arithmetic of the convolutions (not part of the parameters: may change between calls).
+  TORCH_ARG(ConvPrecision, precision) = ConvPrecision::kFloat32;
 };
+
+/// A convolution in `precision` (see ConvPrecision for the types in and out), with autograd.
+at::Tensor Conv2dInPrecision(const at::Tensor& x, const at::Tensor& kernel, const at::Tensor& bias, int64_t stride,
+                             int64_t padding, ConvPrecision precision);
 
 /// Conv2d whose weight is base + a per-task mixture of skills; each distinct task's rows run
 /// one convolution with that task's merged kernel. MHR heads split input and output channels.

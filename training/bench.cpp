@@ -34,25 +34,41 @@ double ForwardFlopsPerFrame(const std::string& arch) {
   return f;
 }
 
-double EstimatePeakGflops(int cores, std::string* formula) {
-  double mhz = 0.0;
+namespace {
+
+// The nominal clock in MHz (first "cpu MHz" line of /proc/cpuinfo; 0 when unknown) and whether
+// the first "flags" line lists `flag`.
+double CpuMhz() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("cpu MHz", 0) == 0 && line.find(':') != std::string::npos) {
-      mhz = std::atof(line.substr(line.find(':') + 1).c_str());
-      break;
+      return std::atof(line.substr(line.find(':') + 1).c_str());
     }
   }
-  int flops_per_cycle = 16;
+  return 0.0;
+}
+
+bool CpuHasFlag(const std::string& flag) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) == 0) return (line + " ").find(" " + flag + " ") != std::string::npos;
+  }
+  return false;
+}
+
+int Fp32FlopsPerCycle() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) {
-    flops_per_cycle = 64;
-  } else if (__builtin_cpu_supports("fma")) {
-    flops_per_cycle = 32;
-  }
+  if (__builtin_cpu_supports("avx512f")) return 64;
+  if (__builtin_cpu_supports("fma")) return 32;
 #endif
+  return 16;
+}
+
+double PeakFromClock(int cores, int flops_per_cycle, std::string* formula) {
+  const double mhz = CpuMhz();
   if (mhz <= 0.0 || cores < 1) {
     if (formula != nullptr) *formula = "unknown (no clock in /proc/cpuinfo)";
     return 0.0;
@@ -63,11 +79,23 @@ double EstimatePeakGflops(int cores, std::string* formula) {
   return cores * mhz / 1000.0 * flops_per_cycle;
 }
 
+}  // namespace
+
+double EstimatePeakGflops(int cores, std::string* formula) {
+  return PeakFromClock(cores, Fp32FlopsPerCycle(), formula);
+}
+
+double EstimatePeakGflopsBf16(int cores, std::string* formula) {
+  const int per_cycle = CpuHasFlag("amx_bf16") ? 1024 : CpuHasFlag("avx512_bf16") ? 128 : Fp32FlopsPerCycle();
+  return PeakFromClock(cores, per_cycle, formula);
+}
+
 TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   TrainConfig c;
   c.run_dir = "";
   c.model = o.model;
   c.router = o.router;
+  c.precision = o.precision;
   c.threads = o.threads;
   c.torch_threads = o.torch_threads;
   c.update_workers = o.update_workers;
@@ -99,8 +127,9 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   r.torch_threads = c.ResolvedTorchThreads();
   r.update_workers = c.ResolvedUpdateWorkers();
   // The update runs on workers x torch threads cores (capped by the machine's).
-  r.peak_gflops = EstimatePeakGflops(std::max(r.torch_threads, std::min(r.threads, r.torch_threads * r.update_workers)),
-                                     &r.peak_formula);
+  const int update_cores = std::max(r.torch_threads, std::min(r.threads, r.torch_threads * r.update_workers));
+  r.peak_gflops = EstimatePeakGflops(update_cores, &r.peak_formula);
+  if (o.precision == "bf16") r.peak_gflops_bf16 = EstimatePeakGflopsBf16(update_cores, &r.peak_formula_bf16);
   return r;
 }
 

@@ -15,6 +15,8 @@ struct TrainBenchOptions {
   std::string model = "bow_endpool_res";
   /// Router (poly by default; none for the plain network).
   std::string router = "poly";
+  /// Arithmetic of the image convolutions (TrainConfig::precision).
+  std::string precision = "fp32";
   /// Updates timed after the warm-up.
   int updates = 3;
   /// Untimed warm-up updates.
@@ -63,12 +65,22 @@ struct TrainBenchResult {
   double peak_gflops = 0.0;
   /// How the peak was derived ("2 cores x 2.10 GHz x 64 flop/cycle").
   std::string peak_formula;
+  /// The machine's bfloat16 peak for the same cores (0 unless the benchmark ran bf16); see
+  /// EstimatePeakGflopsBf16.
+  double peak_gflops_bf16 = 0.0;
+  /// How the bf16 peak was derived.
+  std::string peak_formula_bf16;
 };
 
 /// fp32 peak of `cores` cores: nominal clock (/proc/cpuinfo) x FLOPs per cycle per core (64 with
 /// AVX-512, assuming two FMA units as on Xeon Scalable; 32 with AVX2 FMA; 16 otherwise).
 /// Returns 0 when the clock is unknown; `formula` receives the derivation.
 double EstimatePeakGflops(int cores, std::string* formula);
+
+/// bfloat16 peak of `cores` cores: nominal clock x 1024 FLOPs per cycle per core with AMX (one
+/// 16x16x32 tile product per 16 cycles), 128 with AVX512-BF16 (two units), else the fp32 figure.
+/// Returns 0 when the clock is unknown; `formula` receives the derivation.
+double EstimatePeakGflopsBf16(int cores, std::string* formula);
 
 /// Runs the benchmark with no run directory. Throws ConfigError for bad options.
 TrainBenchResult RunTrainBench(const TrainBenchOptions& options);

@@ -14,7 +14,7 @@ namespace {
 
 // Every field of TrainConfig, for JSON round-trips.
 #define SKILLGRID_TRAIN_CONFIG_FIELDS(X)                                                              \
-  X(run_dir) X(levels) X(frames) X(seed) X(threads) X(torch_threads) X(update_workers) X(device) X(model) X(router) X(skills) X(inventory) \
+  X(run_dir) X(levels) X(frames) X(seed) X(threads) X(torch_threads) X(update_workers) X(device) X(model) X(precision) X(router) X(skills) X(inventory) \
   X(rank) X(density) X(heads) X(families) X(algo) X(num_envs) X(frames_per_env) X(recurrence) X(epochs) \
   X(batch_size) X(lr) X(router_lr) X(optimizer) X(optim_eps) X(adam_beta1) X(adam_beta2)              \
   X(rmsprop_alpha) X(gamma) X(gae_lambda) X(clip) X(clip_value_loss) X(entropy_coef) X(value_coef)   \
@@ -90,6 +90,10 @@ void TrainConfig::Validate() const {
   }
   if (device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
     Fail("--device must be cpu or cuda, got '" + device + "'");
+  }
+  if (precision != "fp32" && precision != "bf16") Fail("--precision must be fp32 or bf16, got '" + precision + "'");
+  if (precision == "bf16" && model == "small") {
+    Fail("--precision bf16 applies to the convolutions of bow_endpool_res and expert_filmcnn; the small model runs fp32");
   }
   if (algo != "ppo" && algo != "a2c") Fail("--algo must be ppo or a2c, got '" + algo + "'");
   if (optimizer != "adam" && optimizer != "rmsprop") Fail("--optimizer must be adam or rmsprop, got '" + optimizer + "'");

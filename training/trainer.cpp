@@ -595,6 +595,7 @@ struct Trainer::Impl {
       const at::Tensor state = gen.get_state();
       while (replicas.size() + 1 < static_cast<size_t>(update_workers)) {
         agents::ActorCritic replica(model->options);
+        replica->SetConvPrecision(skills::ParseConvPrecision(cfg.precision));
         replica->to(device);
         replicas.push_back(replica);
       }
@@ -836,6 +837,7 @@ Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_uniqu
 
   at::manual_seed(s.cfg.seed);
   s.model = agents::ActorCritic(s.MakeModelOptions());
+  s.model->SetConvPrecision(skills::ParseConvPrecision(s.cfg.precision));
   s.model->to(s.device);
   s.BuildOptimizer();
   s.BuildEnv();
