@@ -277,9 +277,13 @@ at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch)
       patch_entries <= kMaxPatchEntries && options.precision() == ConvPrecision::kFloat32) {
     return ForwardPatches(x, batch, weights);
   }
+  const bool bf16 = options.precision() == ConvPrecision::kBFloat16;
+  if (bf16 && mixed && !at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1) {
+    const at::Tensor y = ForwardBaseAndLowRankBf16(x, batch, weights);
+    if (y.defined()) return y;
+  }
   const auto [kernels, biases] = TaskKernels(weights);
   const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
-  const bool bf16 = options.precision() == ConvPrecision::kBFloat16;
   if (!mixed) {
     if (!bf16) return at::conv2d(x, kernels[0], biases.defined() ? biases[0] : at::Tensor(), stride, padding);
     return TaskBlockConv2d::apply(x, kernels.narrow(0, 0, 1),
@@ -308,6 +312,30 @@ at::Tensor SkillConv2dImpl::ForwardPatches(const at::Tensor& x, const TaskBatch&
                                                          skills_->MixLowRank(weights), batch, /*task_independent=*/false);
   // (N, L, C_out) viewed as (N, C_out, H', W') with channels-last strides: no copy.
   return prepared.Apply(patches).transpose(1, 2).view({n, out, ho, wo});
+}
+
+at::Tensor SkillConv2dImpl::ForwardBaseAndLowRankBf16(const at::Tensor& x, const TaskBatch& batch,
+                                                      const SkillWeights& weights) const {
+  if (skills_->MixBiasDelta(weights).defined()) return {};
+  const int64_t in = options.in_channels(), out = options.out_channels(), k = options.kernel_size();
+  const SideBySideFactors factors = skills_->MixLowRankSideBySide(weights);  // a (P, U*r), b (U*r, out)
+  const int64_t ur = factors.a.size(1), r = ur / batch.num_unique();
+  const at::Tensor xb = ConvOperand(x, true);
+  const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
+  // The shared kernel over every row, and every task's r input-side factors as one more conv.
+  const at::Tensor base = at::conv2d(xb, ConvOperand(base_->weight, true),
+                                     base_->bias.defined() ? base_->bias.to(at::kBFloat16) : at::Tensor(), stride, padding);
+  const at::Tensor a_kernels = factors.a.t().reshape({ur, in, k, k});
+  const at::Tensor z = at::conv2d(xb, ConvOperand(a_kernels, true), {}, stride, padding);  // (N, U*r, H', W')
+  // Each row keeps its own task's r channels; then (N H' W', U*r) x (U*r, out) adds A_t B_t.
+  const at::Tensor keep = (at::arange(ur, batch.slot_of_row.options()).div(r, "floor").unsqueeze(0) ==
+                           batch.slot_of_row.to(x.device()).unsqueeze(1))
+                              .to(at::kBFloat16)
+                              .view({x.size(0), ur, 1, 1});
+  const at::Tensor rows = (z * keep).permute({0, 2, 3, 1}).reshape({-1, ur}).to(at::kFloat);
+  const at::Tensor low_rank = at::mm(rows, factors.b);  // (N H' W', out), channels-last order
+  const at::Tensor y = base.permute({0, 2, 3, 1}).reshape({-1, out}).to(at::kFloat).add_(low_rank);
+  return y.to(at::kBFloat16).view({x.size(0), base.size(2), base.size(3), out}).permute({0, 3, 1, 2});
 }
 
 std::pair<at::Tensor, at::Tensor> SkillConv2dImpl::BatchKernels(const TaskBatch& batch) {

@@ -102,6 +102,11 @@ class SkillConv2dImpl : public torch::nn::Cloneable<SkillConv2dImpl> {
   std::pair<at::Tensor, at::Tensor> TaskKernels(const SkillWeights& weights) const;
   // The convolution as SkillLinear's masked low-rank form over im2col patches.
   at::Tensor ForwardPatches(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights) const;
+  // Without autograd in bf16: the base kernel over every row plus one convolution by every
+  // task's input-side factors, each row then taking its own task's r channels times B_t (two
+  // large oneDNN calls instead of one small one per task; a rollout step has ~8 rows per task).
+  // Undefined when the skills carry a bias delta (the caller then runs per task).
+  at::Tensor ForwardBaseAndLowRankBf16(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights) const;
 
   torch::nn::Conv2d base_{nullptr};
   Router router_{nullptr};

@@ -104,6 +104,13 @@ TEST(SkillConv2d, Bf16PrecisionAgreesWithFp32UpToBf16RoundingWithFp32ParameterGr
       EXPECT_EQ(ours.scalar_type(), at::kBFloat16);
       const double scale = ref.abs().max().item<double>();
       EXPECT_LE((ours.to(at::kFloat) - ref).abs().max().item<double>(), 0.02 * scale);
+      {
+        // Without autograd a mixed batch takes base + stacked low-rank convolutions instead.
+        torch::NoGradGuard no_grad;
+        const at::Tensor fast = conv->forward(x, batch);
+        EXPECT_EQ(fast.scalar_type(), at::kBFloat16);
+        EXPECT_LE((fast.to(at::kFloat) - ref).abs().max().item<double>(), 0.02 * scale);
+      }
       const auto grads = torch::autograd::grad({(ours.to(at::kFloat) * weights).sum()}, inputs, {}, false, false, true);
       for (size_t k = 0; k < inputs.size(); ++k) {
         ASSERT_EQ(grads[k].defined(), ref_grads[k].defined()) << "input " << k;
