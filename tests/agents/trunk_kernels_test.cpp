@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,11 @@ TEST(BowEmbeddingBf16, SumsTheThreeRowsAndScattersGradientsIntoTheTable) {
 struct NormCase {
   bool training, film, residual;
 };
+
+// Readable test names: train/eval, with or without FiLM and residual.
+void PrintTo(const NormCase& c, std::ostream* os) {
+  *os << (c.training ? "train" : "eval") << (c.film ? "+film" : "") << (c.residual ? "+residual" : "");
+}
 
 class BatchNormReluBf16Test : public ::testing::TestWithParam<NormCase> {};
 
