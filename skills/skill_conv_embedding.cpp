@@ -50,21 +50,22 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
                                         biases.defined() ? biases[static_cast<int64_t>(u)] : at::Tensor(),
                                         {stride, stride}, {padding, padding});
       if (!y.defined()) {
-        if (rows_per_task.size() == 1) return Saved(ctx, x_in, x, kernels, rows_per_task, stride, padding,
-                                                    biases.defined(), bf16, out);
+        if (rows_per_task.size() == 1) {
+          return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16, out);
+        }
         y = at::empty({x.size(0), out.size(1), out.size(2), out.size(3)},
                       out.options().memory_format(bf16 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
       }
       y.narrow(0, offset, n).copy_(out);
       offset += n;
     }
-    return Saved(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16, y);
+    return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16, y);
   }
 
-  static at::Tensor Saved(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& x,
-                          const at::Tensor& kernels,
-                          const std::vector<int64_t>& rows_per_task, int64_t stride, int64_t padding, bool has_bias,
-                          bool bf16, const at::Tensor& y) {
+  // Keeps what backward needs (the operands as the convolutions saw them) and returns y.
+  static at::Tensor SaveAndReturn(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& x,
+                                  const at::Tensor& kernels, const std::vector<int64_t>& rows_per_task, int64_t stride,
+                                  int64_t padding, bool has_bias, bool bf16, const at::Tensor& y) {
     ctx->save_for_backward({x, kernels});
     ctx->saved_data["rows"] = c10::IValue(rows_per_task);
     ctx->saved_data["stride"] = stride;
