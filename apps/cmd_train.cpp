@@ -1,5 +1,6 @@
 // `skillgrid train` (the main job) and `skillgrid bench train`.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -289,6 +290,11 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
           o->model.c_str(), o->precision.c_str(), o->router.c_str(), static_cast<long long>(r.parameters), r.threads, o->device.c_str(),
           o->num_envs, o->updates, static_cast<long long>(r.frames), r.seconds, r.rollout_share,
           r.flops_per_frame / 1e9, r.gflops, r.frames_per_sec);
+      std::vector<double> sorted = r.update_frames_per_sec;
+      std::sort(sorted.begin(), sorted.end());
+      const size_t mid = sorted.size() / 2;
+      const double median = sorted.size() % 2 == 1 ? sorted[mid] : 0.5 * (sorted[mid - 1] + sorted[mid]);
+      std::printf("update_frames_per_sec: min %.1f, median %.1f, max %.1f\n", sorted.front(), median, sorted.back());
       if (r.peak_gflops > 0.0) {
         std::printf("torch_threads: %d\nupdate_workers: %d\npeak_gflops_fp32: %.1f (%s)\nshare_of_peak: %.3f\n", r.torch_threads,
                     r.update_workers, r.peak_gflops, r.peak_formula.c_str(), r.gflops / r.peak_gflops);

@@ -113,9 +113,15 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   for (int i = 0; i < o.warmup; ++i) trainer.Step();
   double rollout = 0.0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < o.updates; ++i) rollout += trainer.Step().rollout_s;
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   TrainBenchResult r;
+  auto last = t0;
+  for (int i = 0; i < o.updates; ++i) {
+    rollout += trainer.Step().rollout_s;
+    const auto now = std::chrono::steady_clock::now();
+    r.update_frames_per_sec.push_back(c.frames_per_update() / std::chrono::duration<double>(now - last).count());
+    last = now;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.frames = static_cast<int64_t>(o.updates) * c.frames_per_update();
   r.seconds = seconds;
   r.frames_per_sec = r.frames / seconds;

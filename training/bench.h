@@ -47,6 +47,9 @@ struct TrainBenchResult {
   double seconds = 0.0;
   /// Share of the time spent in rollouts (the rest is the optimisation).
   double rollout_share = 0.0;
+  /// Frames per second of each timed update on its own, in order (their spread shows how noisy
+  /// the machine was; the median resists a slow stretch better than the mean).
+  std::vector<double> update_frames_per_sec;
   /// Estimated FLOPs per trained frame of the base network (rollout forward plus epochs x
   /// forward+backward, skills and the deduplicated text encoder excluded).
   double flops_per_frame = 0.0;

@@ -25,5 +25,16 @@ TEST(Bench, PeakScalesWithCoresAndExplainsItself) {
   EXPECT_EQ(EstimatePeakGflops(0, &one), 0.0);
 }
 
+TEST(Bench, Bf16PeakIsAtLeastTheFp32PeakAndScalesWithCores) {
+  std::string fp32, one, two;
+  const double p32 = EstimatePeakGflops(1, &fp32);
+  const double p1 = EstimatePeakGflopsBf16(1, &one);
+  const double p2 = EstimatePeakGflopsBf16(2, &two);
+  if (p32 == 0.0) GTEST_SKIP() << fp32;
+  EXPECT_GE(p1, p32);  // AMX 1024 or AVX512-BF16 128 FLOP/cycle, else the fp32 figure
+  EXPECT_DOUBLE_EQ(p2, 2 * p1);
+  EXPECT_NE(two.find("flop/cycle"), std::string::npos) << two;
+}
+
 }  // namespace
 }  // namespace skillgrid::training
