@@ -65,7 +65,9 @@ TEST(ConformanceTest, CorruptedLinesFailWithAReason) {
   for (size_t k = 0; k < cases.size(); ++k) {
     const TraceVerdict v = ReplayTraceLine(cases[k].make());
     EXPECT_FALSE(v.passed) << "case " << k;
-    if (!cases[k].field.empty()) EXPECT_EQ(v.field, cases[k].field) << "case " << k;
+    if (!cases[k].field.empty()) {
+      EXPECT_EQ(v.field, cases[k].field) << "case " << k;
+    }
     EXPECT_NE(v.Describe().find(cases[k].in_message), std::string::npos)
         << "case " << k << ": " << v.Describe();
     EXPECT_EQ(v.Describe().find('\n'), std::string::npos);
