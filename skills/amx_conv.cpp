@@ -71,27 +71,33 @@ struct Geometry {
 // block is contiguous (~350 KB for 128 channels of 7x7 maps): its tile loads stay in few pages.
 void PackInput(const uint16_t* x, const Geometry& g, uint16_t* a) {
   const int64_t row = g.a_row(), frame = g.frame();
-  at::parallel_for(0, g.groups() * g.in, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t group = r / g.in, i = r % g.in;
-      uint16_t* dst = a + r * row;
-      const int64_t s0 = group * kGroup, s1 = std::min(g.n, s0 + kGroup);
-      dst[0] = 0;
-      for (int64_t s = s0; s < s1; ++s) {
-        uint16_t* f = dst + 1 + (s - s0) * frame;
-        const uint16_t* xs = x + s * g.h * g.w * g.in + i;
+  // Sample by sample: one sample's (H, W, C_in) block stays in L1 while all C_in rows get its frame.
+  at::parallel_for(0, g.n, 2, [&](int64_t n0, int64_t n1) {
+    for (int64_t s = n0; s < n1; ++s) {
+      const uint16_t* xs = x + s * g.h * g.w * g.in;
+      uint16_t* base = a + (s / kGroup) * g.in * row + 1 + (s % kGroup) * frame;
+      for (int64_t i = 0; i < g.in; ++i) {
+        uint16_t* f = base + i * row;
         std::fill(f, f + g.wp(), uint16_t{0});  // top border row
         for (int64_t y = 0; y < g.h; ++y) {
           uint16_t* fr = f + (y + 1) * g.wp();
           fr[0] = 0;
-          for (int64_t c = 0; c < g.w; ++c) fr[c + 1] = xs[(y * g.w + c) * g.in];
+          for (int64_t c = 0; c < g.w; ++c) fr[c + 1] = xs[(y * g.w + c) * g.in + i];
           fr[g.w + 1] = 0;
         }
         std::fill(f + (g.h + 1) * g.wp(), f + frame, uint16_t{0});  // bottom border row
       }
-      std::fill(dst + 1 + (s1 - s0) * frame, dst + row, uint16_t{0});
     }
   });
+  // The margins: column 0 and everything after the group's last frame.
+  for (int64_t group = 0; group < g.groups(); ++group) {
+    const int64_t used = std::min(g.n - group * kGroup, kGroup);
+    for (int64_t i = 0; i < g.in; ++i) {
+      uint16_t* dst = a + (group * g.in + i) * row;
+      dst[0] = 0;
+      std::fill(dst + 1 + used * frame, dst + row, uint16_t{0});
+    }
+  }
 }
 
 // dy (N, H, W, C_out) -> b (N, K/2, C_out, 2): pairs of consecutive K positions interleaved per
