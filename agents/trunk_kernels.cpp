@@ -11,8 +11,12 @@
 #include <c10/util/Exception.h>
 #include <torch/autograd.h>
 
+#include "skills/channels_last.h"
+
 namespace skillgrid::agents {
 namespace {
+
+using skills::ChannelsLastBf16;
 
 // Target clones let the channel loops use AVX-512 where the CPU has it (x86-64 GCC only).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -42,12 +46,6 @@ inline uint16_t ToBf16(float f) {
 
 const uint16_t* Bf16Data(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 uint16_t* Bf16Data(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
-
-// A channels-last bfloat16 tensor (a no-op for one already so).
-at::Tensor ChannelsLastBf16(const at::Tensor& t) {
-  return t.to(at::kBFloat16, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::ChannelsLast)
-      .contiguous(at::MemoryFormat::ChannelsLast);
-}
 
 at::Tensor EmptyChannelsLastBf16(at::IntArrayRef sizes, const at::Tensor& like) {
   return at::empty(sizes, like.options().dtype(at::kBFloat16).memory_format(at::MemoryFormat::ChannelsLast));

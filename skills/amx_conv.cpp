@@ -7,11 +7,12 @@
 #include <memory>
 #include <mutex>
 #include <new>
-#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
+
+#include "skills/channels_last.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #include <cpuid.h>
@@ -207,11 +208,6 @@ std::unique_ptr<T[], FreeDeleter> AlignedBuffer(int64_t count) {
   void* p = std::aligned_alloc(64, bytes);
   if (p == nullptr) throw std::bad_alloc();
   return std::unique_ptr<T[], FreeDeleter>(static_cast<T*>(p));
-}
-
-at::Tensor ChannelsLastBf16(const at::Tensor& t) {
-  return t.to(at::kBFloat16, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::ChannelsLast)
-      .contiguous(at::MemoryFormat::ChannelsLast);
 }
 
 }  // namespace
