@@ -19,6 +19,13 @@ namespace skillgrid::agents {
 namespace {
 // BabyAI's ImageBOWEmbedding: value + 147 * channel indexes one shared table.
 constexpr int64_t kBowMaxValue = 147;
+
+// bow_endpool_res's embedding rows of every cell: object, colour and state ids offset into the
+// three thirds of the table, (B, 7, 7, 3) int64.
+at::Tensor BowIndices(const Observation& obs) {
+  const at::Tensor offsets = at::arange(3, obs.images.options().dtype(at::kLong)) * kBowMaxValue;
+  return obs.images.to(at::kLong) + offsets;
+}
 }  // namespace
 
 const std::vector<std::string>& ModelArchitectures() {
@@ -157,9 +164,7 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
   }
   at::Tensor x;
   if (arch == "bow_endpool_res") {
-    const at::Tensor offsets = at::arange(3, obs.images.options().dtype(at::kLong)) * kBowMaxValue;
-    at::Tensor idx = obs.images.to(at::kLong) + offsets;        // (B, 7, 7, 3)
-    x = bow_->forward(idx).sum(3).permute({0, 3, 1, 2});  // (B, C, 7, 7), channels-last strides
+    x = bow_->forward(BowIndices(obs)).sum(3).permute({0, 3, 1, 2});  // (B, C, 7, 7), channels-last strides
     // fp32 oneDNN runs NCHW; bf16 converts to channels-last bfloat16 in one pass anyway.
     if (conv1_->precision() == skills::ConvPrecision::kFloat32) x = x.contiguous();
     x = at::relu(bn1_->forward(conv1_->forward(x, batch)));
@@ -201,8 +206,7 @@ at::Tensor ActorCriticImpl::BowTrunkBf16(const Observation& obs, const at::Tenso
                                          const skills::TaskBatch& batch) {
   // The same network as ImageTrunk's bow_endpool_res branch, with channels-last bfloat16
   // activations between bf16 convolutions and fused norm/FiLM/ReLU kernels.
-  const at::Tensor offsets = at::arange(3, obs.images.options().dtype(at::kLong)) * kBowMaxValue;
-  at::Tensor x = BowEmbeddingBf16(obs.images.to(at::kLong) + offsets, bow_->weight);
+  at::Tensor x = BowEmbeddingBf16(BowIndices(obs), bow_->weight);
   x = BatchNormReluBf16(conv1_->forward(x, batch), *bn1_);
   x = BatchNormReluBf16(conv2_->forward(x, batch), *bn2_);
   for (auto& f : films_) {

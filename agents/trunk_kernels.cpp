@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -11,12 +10,15 @@
 #include <c10/util/Exception.h>
 #include <torch/autograd.h>
 
-#include "skills/channels_last.h"
+#include "skills/bf16.h"
 
 namespace skillgrid::agents {
 namespace {
 
 using skills::ChannelsLastBf16;
+// Short names for the conversions in the channel loops.
+constexpr auto FromBf16 = skills::Bf16BitsToFloat;
+constexpr auto ToBf16 = skills::FloatToBf16Bits;
 
 // Target clones let the channel loops use AVX-512 where the CPU has it (x86-64 GCC only).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -29,21 +31,6 @@ using skills::ChannelsLastBf16;
 // results do not depend on the thread count.
 constexpr int64_t kRowsPerChunk = 16;
 
-inline float FromBf16(uint16_t v) {
-  const uint32_t u = static_cast<uint32_t>(v) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-}
-
-// Round to nearest even, NaN kept NaN (as c10::BFloat16).
-inline uint16_t ToBf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof(u));
-  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  return f != f ? uint16_t{0x7FC0} : static_cast<uint16_t>(rounded);
-}
-
 const uint16_t* Bf16Data(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 uint16_t* Bf16Data(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
@@ -51,20 +38,25 @@ at::Tensor EmptyChannelsLastBf16(at::IntArrayRef sizes, const at::Tensor& like) 
   return at::empty(sizes, like.options().dtype(at::kBFloat16).memory_format(at::MemoryFormat::ChannelsLast));
 }
 
-void CheckChannelsLastInput(const char* op, const at::Tensor& x) {
+void CheckCpuImage(const char* op, const at::Tensor& x) {
   TORCH_CHECK(x.dim() == 4 && x.device().is_cpu(), op, ": x must be a CPU (N, C, H, W) tensor, got ", x.sizes(),
               " on ", x.device());
 }
 
-// Per-chunk partial sums over rows [begin, end), each chunk's C values written to partial[chunk].
-template <typename RowFn>
-void ChunkedChannelSums(int64_t rows, int64_t channels, int sums, std::vector<double>* out, const RowFn& row_fn) {
+// Per-channel sums over rows, formed per fixed chunk of rows and added in chunk order (so the
+// result does not depend on the thread count): out gets sums * channels values. make_worker()
+// runs once per parallel task and returns worker(row, acc), which adds row's terms into acc
+// (sums * channels floats) and may keep scratch state of its own.
+template <typename MakeWorker>
+void ChunkedChannelSums(int64_t rows, int64_t channels, int sums, std::vector<double>* out,
+                        const MakeWorker& make_worker) {
   const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
   std::vector<float> partial(static_cast<size_t>(chunks * sums * channels), 0.0f);
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    auto worker = make_worker();
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       float* acc = partial.data() + chunk * sums * channels;
-      for (int64_t n = chunk * kRowsPerChunk; n < std::min(rows, (chunk + 1) * kRowsPerChunk); ++n) row_fn(n, acc);
+      for (int64_t n = chunk * kRowsPerChunk; n < std::min(rows, (chunk + 1) * kRowsPerChunk); ++n) worker(n, acc);
     }
   });
   out->assign(static_cast<size_t>(sums * channels), 0.0);
@@ -173,7 +165,7 @@ SKILLGRID_TRUNK_CLONES void RowBackward(const uint16_t* __restrict x, const uint
 struct RowCoefficients {
   std::vector<float> scale, shift, ra, rb, xa, xb;
 
-  RowCoefficients(int64_t c) : scale(c, 1.0f), shift(c, 0.0f), ra(c), rb(c), xa(c), xb(c) {}
+  explicit RowCoefficients(int64_t c) : scale(c, 1.0f), shift(c, 0.0f), ra(c), rb(c), xa(c), xb(c) {}
 
   void Set(const float* film_scale, const float* film_shift, const float* a, const float* b, const float* mean,
            const float* invstd) {
@@ -188,7 +180,6 @@ struct RowCoefficients {
       xb[k] = (shift[k] - mean[k]) * invstd[k];
     }
   }
-  RowFilm film() const { return RowFilm{scale.data(), shift.data()}; }
 };
 
 // relu(bn(x * scale + shift)) + residual with a hand-written backward (see BatchNormReluBf16).
@@ -221,12 +212,14 @@ struct BatchNormReluFn : public torch::autograd::Function<BatchNormReluFn> {
       TORCH_CHECK(n * cells > 1, "BatchNormReluBf16: training needs more than one value per channel, got x ",
                   x.sizes());
       std::vector<double> sums;
-      ChunkedChannelSums(n, c, 1, &sums, [&](int64_t row, float* acc) {
-        AddRowSum(xd + row * cells * c, cells, c, row_film(row), acc);
+      ChunkedChannelSums(n, c, 1, &sums, [&] {
+        return [&](int64_t row, float* acc) { AddRowSum(xd + row * cells * c, cells, c, row_film(row), acc); };
       });
       for (int64_t k = 0; k < c; ++k) mean[static_cast<size_t>(k)] = static_cast<float>(sums[static_cast<size_t>(k)] / count);
-      ChunkedChannelSums(n, c, 1, &sums, [&](int64_t row, float* acc) {
-        AddRowSquares(xd + row * cells * c, cells, c, row_film(row), mean.data(), acc);
+      ChunkedChannelSums(n, c, 1, &sums, [&] {
+        return [&](int64_t row, float* acc) {
+          AddRowSquares(xd + row * cells * c, cells, c, row_film(row), mean.data(), acc);
+        };
       });
       at::NoGradGuard no_grad;
       auto rm = running_mean.accessor<float, 1>();
@@ -292,27 +285,14 @@ struct BatchNormReluFn : public torch::autograd::Function<BatchNormReluFn> {
     auto set_row = [&](RowCoefficients& co, int64_t row) {
       co.Set(film ? film_scale + row * c : nullptr, film ? film_shift + row * c : nullptr, pa, pb, pmean, pinvstd);
     };
-    std::vector<double> sums;
-    {
-      // Chunk-local coefficients: ChunkedChannelSums calls row_fn for consecutive rows of a chunk.
-      const int64_t chunks = (n + kRowsPerChunk - 1) / kRowsPerChunk;
-      std::vector<float> partial(static_cast<size_t>(chunks * 2 * c), 0.0f);
-      at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-        RowCoefficients co(c);
-        for (int64_t chunk = c0; chunk < c1; ++chunk) {
-          float* acc = partial.data() + chunk * 2 * c;
-          for (int64_t row = chunk * kRowsPerChunk; row < std::min(n, (chunk + 1) * kRowsPerChunk); ++row) {
-            set_row(co, row);
-            RowBackwardSums(xd + row * cells * c, dd + row * cells * c, cells, c, co.ra.data(), co.rb.data(),
-                            co.xa.data(), co.xb.data(), acc, acc + c);
-          }
-        }
-      });
-      sums.assign(static_cast<size_t>(2 * c), 0.0);
-      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-        for (int64_t i = 0; i < 2 * c; ++i) sums[static_cast<size_t>(i)] += partial[static_cast<size_t>(chunk * 2 * c + i)];
-      }
-    }
+    std::vector<double> sums;  // sum of dpre, then sum of dpre * xhat
+    ChunkedChannelSums(n, c, 2, &sums, [&] {
+      return [&, co = RowCoefficients(c)](int64_t row, float* acc) mutable {
+        set_row(co, row);
+        RowBackwardSums(xd + row * cells * c, dd + row * cells * c, cells, c, co.ra.data(), co.rb.data(),
+                        co.xa.data(), co.xb.data(), acc, acc + c);
+      };
+    });
     at::Tensor d_weight = at::empty({c}, a.options()), d_bias = at::empty({c}, a.options());
     std::vector<float> mean_d(static_cast<size_t>(c), 0.0f), mean_dx(static_cast<size_t>(c), 0.0f);
     const double count = static_cast<double>(n * cells);
@@ -490,7 +470,7 @@ at::Tensor BowEmbeddingBf16(const at::Tensor& indices, const at::Tensor& table) 
 
 at::Tensor BatchNormReluBf16(const at::Tensor& x, torch::nn::BatchNorm2dImpl& bn, const at::Tensor& film_scale,
                              const at::Tensor& film_shift, const at::Tensor& residual) {
-  CheckChannelsLastInput("BatchNormReluBf16", x);
+  CheckCpuImage("BatchNormReluBf16", x);
   TORCH_CHECK(film_scale.defined() == film_shift.defined(), "BatchNormReluBf16: FiLM needs both scale and shift");
   TORCH_CHECK(bn.options.affine() && bn.options.track_running_stats() && bn.weight.scalar_type() == at::kFloat,
               "BatchNormReluBf16: needs an affine fp32 BatchNorm2d with running statistics");
@@ -510,7 +490,7 @@ at::Tensor BatchNormReluBf16(const at::Tensor& x, torch::nn::BatchNorm2dImpl& bn
 }
 
 at::Tensor GlobalMaxReluBf16(const at::Tensor& x) {
-  CheckChannelsLastInput("GlobalMaxReluBf16", x);
+  CheckCpuImage("GlobalMaxReluBf16", x);
   return GlobalMaxReluFn::apply(x);
 }
 

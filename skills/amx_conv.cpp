@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -12,7 +11,7 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
-#include "skills/channels_last.h"
+#include "skills/bf16.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #include <cpuid.h>
@@ -118,10 +117,7 @@ void PackOutputGrad(const uint16_t* dy, const Geometry& g, uint16_t* b, float* b
           const uint16_t* src = dy + ((s * g.h + y) * g.w + c) * g.out;
           for (int64_t o = 0; o < g.out; ++o) {
             dst[2 * o] = src[o];
-            uint32_t bits = static_cast<uint32_t>(src[o]) << 16;
-            float v;
-            std::memcpy(&v, &bits, sizeof(v));
-            bias[o] += v;
+            bias[o] += Bf16BitsToFloat(src[o]);
           }
         } else {
           for (int64_t o = 0; o < g.out; ++o) dst[2 * o] = 0;
@@ -239,6 +235,10 @@ void Conv3x3WeightGradAmx(const at::Tensor& x_in, const at::Tensor& dy_in, at::T
                   grad_weight.sizes() == at::IntArrayRef({dy_in.size(1), x_in.size(1), 3, 3}),
               "Conv3x3WeightGradAmx: grad_weight must be contiguous fp32 (", dy_in.size(1), ", ", x_in.size(1),
               ", 3, 3), got ", grad_weight.sizes());
+  TORCH_CHECK(!grad_bias.defined() || (grad_bias.scalar_type() == at::kFloat && grad_bias.is_contiguous() &&
+                                       grad_bias.numel() == dy_in.size(1)),
+              "Conv3x3WeightGradAmx: grad_bias must be contiguous fp32 (", dy_in.size(1), "), got ",
+              grad_bias.sizes());
 #ifdef SKILLGRID_HAVE_AMX_CODE
   const at::Tensor x = ChannelsLastBf16(x_in), dy = ChannelsLastBf16(dy_in);
   const Geometry g{x.size(0), x.size(1), dy.size(1), x.size(2), x.size(3)};
@@ -273,8 +273,6 @@ void Conv3x3WeightGradAmx(const at::Tensor& x_in, const at::Tensor& dy_in, at::T
     }
   }
   if (grad_bias.defined()) {
-    TORCH_CHECK(grad_bias.scalar_type() == at::kFloat && grad_bias.is_contiguous() && grad_bias.numel() == g.out,
-                "Conv3x3WeightGradAmx: grad_bias must be contiguous fp32 (", g.out, "), got ", grad_bias.sizes());
     float* gb = grad_bias.data_ptr<float>();
     for (int64_t o = 0; o < g.out; ++o) {
       double sum = 0.0;

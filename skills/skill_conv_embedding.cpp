@@ -10,7 +10,7 @@
 
 #include "skills/amx_conv.h"
 #include "skills/blas_runtime.h"
-#include "skills/channels_last.h"
+#include "skills/bf16.h"
 #include "skills/layer_routing.h"
 #include "skills/skill_linear.h"
 
@@ -26,6 +26,11 @@ constexpr int64_t kMaxPatchEntries = 1 << 18;
 // channels-last bfloat16 (measured: NCHW bf16 ran at a quarter of NHWC's speed forward).
 at::Tensor ConvOperand(const at::Tensor& t, bool bf16) { return bf16 ? ChannelsLastBf16(t) : t; }
 
+// Autograd's apply needs defined inputs: an absent bias travels as an empty tensor.
+at::Tensor BiasOrEmpty(const at::Tensor& bias, const at::Tensor& like) {
+  return bias.defined() ? bias : at::empty({0}, like.options());
+}
+
 // One convolution per task over rows already grouped in task blocks, writing into one output
 // (one block when every row shares the kernel). Autograd over split + per-block conv + cat
 // copies every activation and gradient an extra time (the split's backward alone cost more than
@@ -39,7 +44,7 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
                             std::vector<int64_t> rows_per_task, int64_t stride, int64_t padding, bool bf16) {
     const at::Tensor x = ConvOperand(x_in, bf16);
     const at::Tensor kernels = bf16 ? kernels_in.to(at::kBFloat16) : kernels_in;  // (K, C_out, C_in, k, k)
-    // (An absent bias travels as an empty tensor: autograd's apply needs defined inputs.)
+    // (An absent bias arrives as an empty tensor, see BiasOrEmpty.)
     const at::Tensor biases = biases_in.numel() == 0 ? at::Tensor() : bf16 ? biases_in.to(at::kBFloat16) : biases_in;
     at::Tensor y;
     int64_t offset = 0;
@@ -211,7 +216,7 @@ at::Tensor Conv2dInPrecision(const at::Tensor& x, const at::Tensor& kernel, cons
                              int64_t padding, ConvPrecision precision) {
   if (precision == ConvPrecision::kFloat32) return at::conv2d(x, kernel, bias, {stride, stride}, {padding, padding});
   TORCH_CHECK(kernel.dim() == 4, "Conv2dInPrecision: kernel must be (C_out, C_in, k, k), got ", kernel.sizes());
-  return TaskBlockConv2d::apply(x, kernel.unsqueeze(0), bias.defined() ? bias.unsqueeze(0) : at::empty({0}, kernel.options()),
+  return TaskBlockConv2d::apply(x, kernel.unsqueeze(0), BiasOrEmpty(bias.defined() ? bias.unsqueeze(0) : bias, kernel),
                                 std::vector<int64_t>{x.size(0)}, stride, padding, true);
 }
 
@@ -273,27 +278,24 @@ at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   // kernels: 3.6M entries for 64 rows) are faster per task on oneDNN, as is anything with autograd.
   const int64_t k = options.kernel_size();
   const int64_t patch_entries = x.size(0) * x.size(2) * x.size(3) * options.in_channels() * k * k;
-  if (mixed && !at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1 &&
-      patch_entries <= kMaxPatchEntries && options.precision() == ConvPrecision::kFloat32) {
-    return ForwardPatches(x, batch, weights);
-  }
   const bool bf16 = options.precision() == ConvPrecision::kBFloat16;
-  if (bf16 && mixed && !at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1) {
+  const bool no_grad_low_rank_mix =
+      mixed && !at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1;
+  if (no_grad_low_rank_mix && !bf16 && patch_entries <= kMaxPatchEntries) return ForwardPatches(x, batch, weights);
+  if (no_grad_low_rank_mix && bf16) {
     const at::Tensor y = ForwardBaseAndLowRankBf16(x, batch, weights);
     if (y.defined()) return y;
   }
   const auto [kernels, biases] = TaskKernels(weights);
-  const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
   if (!mixed) {
-    if (!bf16) return at::conv2d(x, kernels[0], biases.defined() ? biases[0] : at::Tensor(), stride, padding);
-    return TaskBlockConv2d::apply(x, kernels.narrow(0, 0, 1),
-                                  biases.defined() ? biases.narrow(0, 0, 1).contiguous() : at::empty({0}, kernels.options()),
-                                  std::vector<int64_t>{x.size(0)}, options.stride(), options.padding(), true);
+    return Conv2dInPrecision(x, kernels[0], biases.defined() ? biases[0] : at::Tensor(), options.stride(),
+                             options.padding(), options.precision());
   }
   // Convolutions are costly per row, so a loop of one convolution per task adds little.
   const at::Tensor grouped = batch.GroupRows(x);
-  const at::Tensor y = TaskBlockConv2d::apply(grouped, kernels, biases.defined() ? biases.contiguous() : at::empty({0}, kernels.options()),
-                                              batch.rows_per_task, options.stride(), options.padding(), bf16);
+  const at::Tensor y =
+      TaskBlockConv2d::apply(grouped, kernels, BiasOrEmpty(biases.defined() ? biases.contiguous() : biases, kernels),
+                             batch.rows_per_task, options.stride(), options.padding(), bf16);
   return batch.UngroupRows(y);
 }
 
