@@ -193,6 +193,7 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
 }
 
 void ActorCriticImpl::SetConvPrecision(skills::ConvPrecision precision) {
+  conv_precision_ = precision;
   for (RoutedConv2d* conv : {&conv1_, &conv2_, &sconv1_, &sconv2_, &sconv3_}) {
     if (!conv->is_empty()) (*conv)->set_precision(precision);
   }

@@ -10,6 +10,7 @@
 #ifdef SKILLGRID_HAVE_TRAINING
 #include <ATen/Parallel.h>
 
+#include "skills/skill_conv_embedding.h"
 #include "training/checkpoint.h"
 #include "training/config.h"
 #include "training/evaluate.h"
@@ -30,6 +31,7 @@ struct EvalFlags {
   bool sample = false;
   int threads = 0;
   std::string device = "cpu";
+  std::string precision;  // empty: the run's own
 };
 
 int RunEval(const EvalFlags& f) {
@@ -41,7 +43,7 @@ int RunEval(const EvalFlags& f) {
     path = all.back();
   }
   if (f.episodes < 1) throw training::ConfigError("--episodes must be >= 1, got " + std::to_string(f.episodes));
-  training::LoadedModel loaded = training::LoadModel(path, f.device);
+  training::LoadedModel loaded = training::LoadModel(path, f.device, f.precision);
   const TrainConfig config = TrainConfig::FromJson(loaded.meta.at("config"));
   TrainConfig t;
   t.threads = f.threads;
@@ -50,7 +52,8 @@ int RunEval(const EvalFlags& f) {
       training::EvaluatePolicy(loaded.model, config.levels, f.episodes, f.seed, !f.sample, t.ResolvedThreads());
   std::cout << "checkpoint: " << path << "\nframes: " << loaded.meta["counters"].value("frames", int64_t{0})
             << "\nepisodes_per_level: " << f.episodes << "\nseed: " << f.seed
-            << "\nactions: " << (f.sample ? "sampled" : "argmax") << "\n";
+            << "\nactions: " << (f.sample ? "sampled" : "argmax")
+            << "\nprecision: " << skills::ConvPrecisionName(loaded.model->ConvPrecision()) << "\n";
   std::printf("%-28s %8s %12s %10s\n", "level", "success", "mean_return", "length");
   for (const auto& l : e.levels) {
     std::printf("%-28s %8.3f %12.4f %10.2f\n", l.level.c_str(), l.success_rate, l.mean_return, l.mean_length);
@@ -71,6 +74,8 @@ void AddEvalCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--sample", f->sample, "sample actions instead of taking the argmax");
   cmd->add_option("--threads", f->threads, "threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--device", f->device, "cpu | cuda")->capture_default_str();
+  cmd->add_option("--precision", f->precision,
+                  "convolution arithmetic, fp32 | bf16 (default: the precision the run trained with)");
   cmd->callback([f, exit_code] { try {
       *exit_code = RunEval(*f);
     } catch (const std::exception& e) {

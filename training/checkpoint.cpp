@@ -8,6 +8,9 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include "skills/skill_conv_embedding.h"
+#include "training/config.h"
+
 namespace skillgrid::training {
 
 namespace fs = std::filesystem;
@@ -116,9 +119,15 @@ void CheckSameArchitecture(const nlohmann::json& checkpoint_model, const agents:
                  ", but the run asks for " + want_desc);
 }
 
-LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& device) {
+LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& device, const std::string& precision) {
   LoadedModel out;
   out.meta = ReadCheckpointMeta(checkpoint_path);
+  // Checkpoints from before --precision existed trained in fp32.
+  const nlohmann::json& run_config = out.meta.contains("config") ? out.meta["config"] : nlohmann::json::object();
+  const std::string conv_precision = !precision.empty() ? precision : run_config.value("precision", std::string("fp32"));
+  if (conv_precision != "fp32" && conv_precision != "bf16") {
+    throw ConfigError("--precision must be fp32 or bf16, got '" + conv_precision + "'");
+  }
   agents::ModelOptions options("small");
   try {
     options = agents::ModelOptions::FromJson(out.meta.at("model"));
@@ -137,6 +146,10 @@ LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& dev
     msg = msg.substr(0, msg.find('\n'));
     throw RunError("cannot load the weights of " + checkpoint_path + ": " + msg);
   }
+  if (conv_precision == "bf16" && options.arch() == "small") {
+    throw ConfigError("--precision bf16 applies to the convolutions of bow_endpool_res and expert_filmcnn; the small model runs fp32");
+  }
+  out.model->SetConvPrecision(skills::ParseConvPrecision(conv_precision));
   out.model->to(at::Device(device));
   out.model->eval();
   return out;

@@ -50,8 +50,11 @@ struct LoadedModel {
   nlohmann::json meta;
 };
 
-/// Builds the network described by a checkpoint and loads its weights. Throws RunError.
-LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& device);
+/// Builds the network described by a checkpoint and loads its weights. Its convolutions run in
+/// `precision` (fp32 | bf16), or when that is empty in the precision the run trained with, as
+/// its periodic evaluations did. Throws RunError (ConfigError for a bad precision).
+LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& device,
+                      const std::string& precision = "");
 
 /// Throws RunError (one line, naming both) when a checkpoint's model options differ from
 /// `expected` (another architecture or routing).

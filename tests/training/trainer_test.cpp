@@ -223,9 +223,39 @@ TEST(Trainer, RunDirectoryHoldsConfigLogsCheckpointsAndSkills) {
                           "approx_kl", "clip_frac", "policy_loss", "value_loss"}) {
     EXPECT_NE(header.find(col), std::string::npos) << col;
   }
-  // The checkpoint loads for evaluation.
+  // The checkpoint loads for evaluation, in the run's fp32; bf16 is refused for the small model.
   LoadedModel loaded = LoadModel(ckpts.back(), "cpu");
   EXPECT_EQ(loaded.model->NumParameters(), meta["num_parameters"].get<int64_t>());
+  EXPECT_EQ(loaded.model->ConvPrecision(), skillgrid::skills::ConvPrecision::kFloat32);
+  EXPECT_THROW(LoadModel(ckpts.back(), "cpu", "bf16"), ConfigError);
+  EXPECT_THROW(LoadModel(ckpts.back(), "cpu", "fp16"), ConfigError);
+}
+
+TEST(Trainer, CheckpointsLoadInTheRunsPrecision) {
+  // A bf16 run's checkpoint evaluates in bf16, as its periodic evaluations did, unless the
+  // caller asks for another precision.
+  const std::string dir = TempDir("bf16_load");
+  TrainConfig c = Tiny(dir);
+  c.model = "bow_endpool_res";
+  c.precision = "bf16";
+  c.num_envs = 4;
+  c.batch_size = 16;
+  c.eval_interval = 0;
+  {
+    Trainer t(c, false);
+    t.Step();
+    t.SaveCheckpoint();
+  }
+  const auto ckpts = ListCheckpoints(dir);
+  ASSERT_EQ(ckpts.size(), 1u);
+  EXPECT_EQ(LoadModel(ckpts[0], "cpu").model->ConvPrecision(), skillgrid::skills::ConvPrecision::kBFloat16);
+  EXPECT_EQ(LoadModel(ckpts[0], "cpu", "fp32").model->ConvPrecision(), skillgrid::skills::ConvPrecision::kFloat32);
+  try {
+    LoadModel(ckpts[0], "cpu", "fp8");
+    ADD_FAILURE() << "fp8 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'fp8'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Trainer, ResumeAfterKillMatchesUninterruptedRun) {
