@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -39,6 +40,7 @@ struct alignas(64) TileConfig {
 constexpr int kTile = 16;       // rows of every tile; fp32 columns of a C tile
 constexpr int kTileK = 32;      // bf16 K per tile product
 constexpr int64_t kGroup = 16;  // samples per pass over the accumulators (A and B slices in L2)
+constexpr int64_t kParts = 2;   // fixed sample halves, one per thread (see Conv3x3WeightGradAmx)
 
 bool QueryAmx() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -242,29 +244,48 @@ void Conv3x3WeightGradAmx(const at::Tensor& x_in, const at::Tensor& dy_in, at::T
 #ifdef SKILLGRID_HAVE_AMX_CODE
   const at::Tensor x = ChannelsLastBf16(x_in), dy = ChannelsLastBf16(dy_in);
   const Geometry g{x.size(0), x.size(1), dy.size(1), x.size(2), x.size(3)};
-  // Uninitialised, cache-line aligned buffers (the packers write every element; tile rows that
-  // straddle two lines load at half speed).
-  const auto a = AlignedBuffer<uint16_t>(g.groups() * g.in * g.a_row());
-  const auto b = AlignedBuffer<uint16_t>(g.n * g.k_per_sample() * g.out);
+  // The samples are split in two fixed halves, each packed and multiplied by one thread into its
+  // own accumulators, then summed in order: the bits do not depend on the thread count, and each
+  // thread's operands stay in its own core's caches (160 rows of 128x7x7: 2.55 ms on two
+  // threads, 4.9 ms on one).
+  const int64_t parts = std::min<int64_t>(kParts, g.n);
+  std::vector<std::unique_ptr<float[], FreeDeleter>> part_acc(static_cast<size_t>(parts));
   const auto bias_rows = AlignedBuffer<float>(g.n * g.out);
-  const auto acc = AlignedBuffer<float>(9 * g.in * g.out);
-  PackInput(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()), g, a.get());
-  PackOutputGrad(reinterpret_cast<const uint16_t*>(dy.data_ptr<at::BFloat16>()), g, b.get(), bias_rows.get());
-  const int64_t i_blocks = g.in / (2 * kTile), o_blocks = g.out / (2 * kTile);
-  const int64_t items = 9 * i_blocks * o_blocks;
-  // One thread runs the tile products: on this project's 2-vCPU machines a second thread did not
-  // speed them up (160 rows of 128x7x7: 5.4 ms alone, 5.5 ms split over two), as if both vCPUs
-  // shared one core's tile unit; the packing above runs on all threads.
-  LoadTileConfig();
-  for (int64_t s0 = 0; s0 < g.n; s0 += kGroup) {
-    const int64_t s1 = std::min(g.n, s0 + kGroup);
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t tap = item / (i_blocks * o_blocks), rest = item % (i_blocks * o_blocks);
-      AccumulateBlock(a.get() + (s0 / kGroup) * g.in * g.a_row(), b.get(), g, tap, 2 * (rest / o_blocks),
-                      2 * (rest % o_blocks), s0, s1, s0 == 0, acc.get());
+  const auto* x_bits = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
+  const auto* dy_bits = reinterpret_cast<const uint16_t*>(dy.data_ptr<at::BFloat16>());
+  at::parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t part = p0; part < p1; ++part) {
+      const int64_t first = g.n * part / parts, count = g.n * (part + 1) / parts - first;
+      const Geometry gp{count, g.in, g.out, g.h, g.w};
+      // Uninitialised, cache-line aligned buffers (the packers write every element; tile rows
+      // that straddle two lines load at half speed).
+      const auto a = AlignedBuffer<uint16_t>(gp.groups() * gp.in * gp.a_row());
+      const auto b = AlignedBuffer<uint16_t>(gp.n * gp.k_per_sample() * gp.out);
+      auto acc = AlignedBuffer<float>(9 * gp.in * gp.out);
+      PackInput(x_bits + first * g.h * g.w * g.in, gp, a.get());
+      PackOutputGrad(dy_bits + first * g.h * g.w * g.out, gp, b.get(), bias_rows.get() + first * g.out);
+      const int64_t i_blocks = gp.in / (2 * kTile), o_blocks = gp.out / (2 * kTile);
+      LoadTileConfig();
+      for (int64_t s0 = 0; s0 < gp.n; s0 += kGroup) {
+        const int64_t s1 = std::min(gp.n, s0 + kGroup);
+        for (int64_t tap = 0; tap < 9; ++tap) {
+          for (int64_t ib = 0; ib < i_blocks; ++ib) {
+            for (int64_t ob = 0; ob < o_blocks; ++ob) {
+              AccumulateBlock(a.get() + (s0 / kGroup) * gp.in * gp.a_row(), b.get(), gp, tap, 2 * ib, 2 * ob, s0, s1,
+                              s0 == 0, acc.get());
+            }
+          }
+        }
+      }
+      ReleaseTiles();
+      part_acc[static_cast<size_t>(part)] = std::move(acc);
     }
+  });
+  float* acc = part_acc[0].get();
+  for (int64_t part = 1; part < parts; ++part) {
+    const float* more = part_acc[static_cast<size_t>(part)].get();
+    for (int64_t e = 0; e < 9 * g.in * g.out; ++e) acc[e] += more[e];
   }
-  ReleaseTiles();
   // acc[tap][i][o] -> grad_weight[o][i][kh][kw].
   float* gw = grad_weight.data_ptr<float>();
   for (int64_t o = 0; o < g.out; ++o) {
