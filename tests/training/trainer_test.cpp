@@ -56,6 +56,17 @@ TrainConfig Tiny(const std::string& dir) {
   return c;
 }
 
+// Tiny() on bow_endpool_res in bf16 precision, four envs, no periodic evaluation.
+TrainConfig TinyBf16Bow(const std::string& dir) {
+  TrainConfig c = Tiny(dir);
+  c.model = "bow_endpool_res";
+  c.precision = "bf16";
+  c.num_envs = 4;
+  c.batch_size = 16;
+  c.eval_interval = 0;
+  return c;
+}
+
 std::vector<std::string> ReadLines(const std::string& path) {
   std::ifstream in(path);
   std::vector<std::string> lines;
@@ -235,14 +246,8 @@ TEST(Trainer, CheckpointsLoadInTheRunsPrecision) {
   // A bf16 run's checkpoint evaluates in bf16, as its periodic evaluations did, unless the
   // caller asks for another precision.
   const std::string dir = TempDir("bf16_load");
-  TrainConfig c = Tiny(dir);
-  c.model = "bow_endpool_res";
-  c.precision = "bf16";
-  c.num_envs = 4;
-  c.batch_size = 16;
-  c.eval_interval = 0;
   {
-    Trainer t(c, false);
+    Trainer t(TinyBf16Bow(dir), false);
     t.Step();
     t.SaveCheckpoint();
   }
@@ -453,13 +458,7 @@ TEST(Trainer, Bf16BowRunsAreReproducibleAndLeaveFp32State) {
   // --precision bf16 on bow_endpool_res: a seeded run repeats exactly (fixed reduction order in
   // the fused kernels), its losses are finite and its parameters stay fp32.
   auto run = [] {
-    TrainConfig c = Tiny("");
-    c.model = "bow_endpool_res";
-    c.precision = "bf16";
-    c.num_envs = 4;
-    c.batch_size = 16;
-    c.eval_interval = 0;
-    Trainer t(c, false);
+    Trainer t(TinyBf16Bow(""), false);
     t.Step();
     for (const auto& p : t.model()->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
     return t.Step();
