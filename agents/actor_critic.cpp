@@ -192,8 +192,11 @@ at::Tensor ActorCriticImpl::ImageTrunk(const Observation& obs, const at::Tensor&
   return at::relu(x).flatten(1).to(at::kFloat);
 }
 
+skills::ConvPrecision ActorCriticImpl::ConvPrecision() const {
+  return (conv1_.is_empty() ? sconv1_ : conv1_)->precision();  // every conv holds the same
+}
+
 void ActorCriticImpl::SetConvPrecision(skills::ConvPrecision precision) {
-  conv_precision_ = precision;
   for (RoutedConv2d* conv : {&conv1_, &conv2_, &sconv1_, &sconv2_, &sconv3_}) {
     if (!conv->is_empty()) (*conv)->set_precision(precision);
   }

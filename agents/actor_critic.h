@@ -124,13 +124,12 @@ class ActorCriticImpl : public torch::nn::Cloneable<ActorCriticImpl> {
   /// model's fused trunk stays fp32). Not part of the architecture: checkpoints load either way.
   void SetConvPrecision(skills::ConvPrecision precision);
   /// The arithmetic of the image convolutions (fp32 unless SetConvPrecision changed it).
-  skills::ConvPrecision ConvPrecision() const { return conv_precision_; }
+  skills::ConvPrecision ConvPrecision() const;
 
   /// The options the network was built with.
   ModelOptions options;
 
  private:
-  skills::ConvPrecision conv_precision_ = skills::ConvPrecision::kFloat32;
   at::Tensor ImageTrunk(const Observation& obs, const at::Tensor& instr_rows, const skills::TaskBatch& batch);
   // bow_endpool_res's trunk on CPU in bf16 precision (fused kernels of trunk_kernels.h).
   at::Tensor BowTrunkBf16(const Observation& obs, const at::Tensor& instr_rows, const skills::TaskBatch& batch);

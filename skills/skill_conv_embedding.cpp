@@ -96,10 +96,13 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
     at::Tensor grad_k = at::empty(kernels.sizes(), bf16 ? fp32 : kernels.options());
     at::Tensor grad_b = has_bias ? at::empty({kernels.size(0), kernels.size(1)}, grad_k.options()) : at::Tensor();
     const std::vector<int64_t> bias_sizes = {kernels.size(1)};
-    // (K, C_in, C_out, k, k), the kernels flipped in space, for the input gradient (`flipped`).
+    // A 3x3 "same" convolution's input gradient is the forward convolution of dy with the kernel
+    // flipped in space and transposed in channels, (K, C_in, C_out, k, k). In bf16 oneDNN's
+    // forward ran about twice as fast as its backward-data for these shapes, so the backward
+    // calls the forward (CPU only: not measured against cuDNN).
     const bool same_3x3 = kernels.size(3) == 3 && kernels.size(4) == 3 && stride == 1 && padding == 1;
-    const bool use_flipped = bf16 && same_3x3 && x.device().is_cpu();
-    const at::Tensor flipped_kernels = use_flipped ? kernels.transpose(1, 2).flip({3, 4}).contiguous() : at::Tensor();
+    const bool flipped = bf16 && same_3x3 && x.device().is_cpu();
+    const at::Tensor flipped_kernels = flipped ? kernels.transpose(1, 2).flip({3, 4}).contiguous() : at::Tensor();
     int64_t offset = 0;
     for (size_t u = 0; u < rows.size(); ++u) {
       const auto i = static_cast<int64_t>(u);
@@ -108,11 +111,6 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       const at::Tensor xi = x.narrow(0, offset, n);
       // oneDNN's bf16 weight gradient ran at a fifth of its forward; AMX tiles do it directly.
       const bool amx = bf16 && same_3x3 && Conv3x3WeightGradAmxSupports(xi, gy);
-      // A 3x3 "same" convolution's input gradient is the forward convolution of dy with the
-      // kernel flipped in space and transposed in channels. In bf16 oneDNN's forward ran about
-      // twice as fast as its backward-data for these shapes, so the backward calls the forward
-      // (CPU only: not measured against cuDNN).
-      const bool flipped = use_flipped;
       at::Tensor gx, gw, gb;
       if (!flipped || !amx) {
         std::tie(gx, gw, gb) = at::convolution_backward(

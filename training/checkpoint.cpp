@@ -122,12 +122,6 @@ void CheckSameArchitecture(const nlohmann::json& checkpoint_model, const agents:
 LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& device, const std::string& precision) {
   LoadedModel out;
   out.meta = ReadCheckpointMeta(checkpoint_path);
-  // Checkpoints from before --precision existed trained in fp32.
-  const nlohmann::json& run_config = out.meta.contains("config") ? out.meta["config"] : nlohmann::json::object();
-  const std::string conv_precision = !precision.empty() ? precision : run_config.value("precision", std::string("fp32"));
-  if (conv_precision != "fp32" && conv_precision != "bf16") {
-    throw ConfigError("--precision must be fp32 or bf16, got '" + conv_precision + "'");
-  }
   agents::ModelOptions options("small");
   try {
     options = agents::ModelOptions::FromJson(out.meta.at("model"));
@@ -135,6 +129,10 @@ LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& dev
   } catch (const std::exception& e) {
     throw RunError("checkpoint " + checkpoint_path + " describes a model this build cannot create: " + e.what());
   }
+  // Checkpoints from before --precision existed trained in fp32.
+  const nlohmann::json& run_config = out.meta.contains("config") ? out.meta["config"] : nlohmann::json::object();
+  const std::string conv_precision = !precision.empty() ? precision : run_config.value("precision", std::string("fp32"));
+  CheckPrecision(conv_precision, options.arch());
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(checkpoint_path);
@@ -145,9 +143,6 @@ LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& dev
     std::string msg = e.what();
     msg = msg.substr(0, msg.find('\n'));
     throw RunError("cannot load the weights of " + checkpoint_path + ": " + msg);
-  }
-  if (conv_precision == "bf16" && options.arch() == "small") {
-    throw ConfigError("--precision bf16 applies to the convolutions of bow_endpool_res and expert_filmcnn; the small model runs fp32");
   }
   out.model->SetConvPrecision(skills::ParseConvPrecision(conv_precision));
   out.model->to(at::Device(device));

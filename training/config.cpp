@@ -91,10 +91,7 @@ void TrainConfig::Validate() const {
   if (device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
     Fail("--device must be cpu or cuda, got '" + device + "'");
   }
-  if (precision != "fp32" && precision != "bf16") Fail("--precision must be fp32 or bf16, got '" + precision + "'");
-  if (precision == "bf16" && model == "small") {
-    Fail("--precision bf16 applies to the convolutions of bow_endpool_res and expert_filmcnn; the small model runs fp32");
-  }
+  CheckPrecision(precision, model);
   if (algo != "ppo" && algo != "a2c") Fail("--algo must be ppo or a2c, got '" + algo + "'");
   if (optimizer != "adam" && optimizer != "rmsprop") Fail("--optimizer must be adam or rmsprop, got '" + optimizer + "'");
   if (num_envs < 1) Fail("--num-envs must be >= 1, got " + std::to_string(num_envs));
@@ -174,6 +171,13 @@ TrainConfig TrainConfig::FromJson(const nlohmann::json& j) {
     if (known.count(item.key()) == 0) Fail("config has an unknown field '" + item.key() + "'");
   }
   return c;
+}
+
+void CheckPrecision(const std::string& precision, const std::string& model) {
+  if (precision != "fp32" && precision != "bf16") Fail("--precision must be fp32 or bf16, got '" + precision + "'");
+  if (precision == "bf16" && model == "small") {
+    Fail("--precision bf16 applies to the convolutions of bow_endpool_res and expert_filmcnn; the small model runs fp32");
+  }
 }
 
 TrainConfig PresetConfig(const std::string& name) {

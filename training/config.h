@@ -164,6 +164,10 @@ struct TrainConfig {
 /// Throws ConfigError for an unknown name.
 TrainConfig PresetConfig(const std::string& name);
 
+/// Throws ConfigError unless `precision` (fp32 | bf16) applies to `model` (bf16 is refused for
+/// the small model, whose fused trunk runs fp32 only).
+void CheckPrecision(const std::string& precision, const std::string& model);
+
 /// Short display name of a level id: "BabyAI-GoToObj-v0" -> "GoToObj".
 std::string ShortLevelName(const std::string& id);
 
