@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace skillgrid::skills {
 namespace {
@@ -19,6 +20,9 @@ Fn LookUp(const char* name) {
 }
 
 constexpr const char* kGuardVariable = "SKILLGRID_BLAS_REEXEC";
+// "keep" leaves OpenBLAS's kernels as the environment chose them; any other value is the
+// OPENBLAS_CORETYPE to run with.
+constexpr const char* kChoiceVariable = "SKILLGRID_BLAS_CORETYPE";
 
 }  // namespace
 
@@ -30,27 +34,45 @@ std::string BlasCoreName() {
   return name == nullptr ? "" : name;
 }
 
-std::string TunedBlasCoreType() {
-  std::string core = BlasCoreName();
+namespace {
+
+// Vector width a kernel family of OpenBLAS uses: 2 = AVX-512, 1 = AVX2, 0 = older or unknown.
+int CoreLevel(std::string core) {
   for (auto& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  // Only the generic fallbacks are replaced; a core OpenBLAS recognised is left alone.
-  if (core != "prescott" && core != "core2" && core != "katmai" && core != "unknown") return "";
+  if (core == "skylakex" || core == "cooperlake" || core == "sapphirerapids") return 2;
+  if (core == "haswell" || core == "zen") return 1;
+  return 0;
+}
+
+}  // namespace
+
+std::string TunedBlasCoreType() {
+  int cpu_level = 0;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return "SkylakeX";
-  if (__builtin_cpu_supports("avx2")) return "Haswell";
+  if (__builtin_cpu_supports("avx512f")) {
+    cpu_level = 2;
+  } else if (__builtin_cpu_supports("avx2")) {
+    cpu_level = 1;
+  }
 #endif
-  return "";
+  const std::string core = BlasCoreName();
+  if (core.empty() || CoreLevel(core) >= cpu_level) return "";
+  return cpu_level == 2 ? "SkylakeX" : "Haswell";
 }
 
 void ReexecWithTunedBlas(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || std::getenv(kGuardVariable) != nullptr) return;
-  const std::string core = TunedBlasCoreType();
+  if (std::getenv(kGuardVariable) != nullptr) return;
+  const char* wanted = std::getenv(kChoiceVariable);
+  if (wanted != nullptr && std::string(wanted) == "keep") return;
+  const std::string core = wanted != nullptr && *wanted != '\0' ? std::string(wanted) : TunedBlasCoreType();
   if (core.empty()) return;
+  const char* current = std::getenv("OPENBLAS_CORETYPE");
+  if (current != nullptr && core == current) return;
   setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
   setenv(kGuardVariable, "1", 1);  // never loop, even if the exec'd image ignores the variable
   execv("/proc/self/exe", argv);
-  // exec failed (no /proc): go on with the generic kernels.
+  // exec failed (no /proc): go on with the kernels OpenBLAS chose.
 }
 
 bool KeepFreedMemoryInHeap() {

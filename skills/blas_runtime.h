@@ -1,6 +1,8 @@
 // Process-level tuning: the allocator, and the BLAS that LibTorch calls for every Linear.
 // OpenBLAS picks its kernels when it loads and falls back to generic SSE3 ("Prescott") ones on
-// CPUs newer than it knows, which made fp32 matmuls 3-4x slower on this project's machines.
+// CPUs newer than it knows, which made fp32 matmuls 3-4x slower on this project's machines; the
+// VM image these machines boot also sets OPENBLAS_CORETYPE=Haswell on AVX-512 CPUs, whose
+// kernels ran the small model's training ~20 % slower than SkylakeX's.
 #pragma once
 
 #include <cstdint>
@@ -12,14 +14,15 @@ namespace skillgrid::skills {
 /// process is not OpenBLAS.
 std::string BlasCoreName();
 
-/// The OPENBLAS_CORETYPE that fits this CPU when OpenBLAS fell back to its generic kernels
-/// ("SkylakeX" with AVX-512, "Haswell" with AVX2), else "" (nothing to fix).
+/// The OPENBLAS_CORETYPE that fits this CPU when OpenBLAS runs kernels for narrower vectors than
+/// the CPU has ("SkylakeX" with AVX-512, "Haswell" with AVX2), else "" (nothing to raise).
 std::string TunedBlasCoreType();
 
-/// When TunedBlasCoreType() names a better kernel family and the environment does not choose one
-/// already, re-executes this program (same arguments) with OPENBLAS_CORETYPE set; the kernels can
-/// only be chosen at load time. Returns normally when there is nothing to do or exec fails.
-/// Call first thing in main(), before any thread starts.
+/// When TunedBlasCoreType() names a better kernel family, re-executes this program (same
+/// arguments) with OPENBLAS_CORETYPE set to it, also over an older one the environment set; the
+/// kernels can only be chosen at load time. SKILLGRID_BLAS_CORETYPE=keep leaves the environment's
+/// choice alone, SKILLGRID_BLAS_CORETYPE=NAME runs with NAME. Returns normally when there is
+/// nothing to do or exec fails. Call first thing in main(), before any thread starts.
 void ReexecWithTunedBlas(char** argv);
 
 /// Keeps freed blocks up to 32 MB in the heap (glibc): by default blocks over 128 KB are mapped

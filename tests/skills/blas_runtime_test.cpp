@@ -49,8 +49,11 @@ TEST(BlasRuntime, RowMajorGemmMatchesAtenForEveryTransposeAndBeta) {
 TEST(BlasRuntime, OpenBlasRunsTunedKernelsAfterTheStartupReexec) {
   const std::string core = BlasCoreName();
   if (core.empty()) GTEST_SKIP() << "the BLAS in this process is not OpenBLAS";
-  // Nothing left to fix: either OpenBLAS knew this CPU, or the re-exec chose a core type.
-  EXPECT_EQ(TunedBlasCoreType(), "") << "OpenBLAS still runs its generic '" << core << "' kernels";
+  const char* choice = std::getenv("SKILLGRID_BLAS_CORETYPE");
+  if (choice != nullptr) GTEST_SKIP() << "SKILLGRID_BLAS_CORETYPE=" << choice << " chose the kernels";
+  // Nothing left to raise: either OpenBLAS knew this CPU, or the re-exec chose a core type, also
+  // over an older OPENBLAS_CORETYPE from the environment (this project's VMs set Haswell).
+  EXPECT_EQ(TunedBlasCoreType(), "") << "OpenBLAS still runs its narrower '" << core << "' kernels";
   const char* chosen = std::getenv("OPENBLAS_CORETYPE");
   if (chosen != nullptr) {
     EXPECT_NE(core, "Prescott") << "OPENBLAS_CORETYPE=" << chosen << " was ignored";
