@@ -29,10 +29,10 @@ struct TrainConfig {
   /// Level ids trained together; task id = index in this list. Default: PolytroponSuite().
   std::vector<std::string> levels = PolytroponSuite();
   /// Total environment frames (steps summed over envs) to train for; rounded up to whole updates.
-  /// The default (12M) is sized for at most ~30 minutes of the default job (small model, Poly,
-  /// two update workers: ~8,500-9,500 frames/s measured with evaluations and checkpoints, so
-  /// ~21-25 min) on 2 cores.
-  int64_t frames = 12'000'000;
+  /// The default (20M) is sized for about 30 minutes of the default job on 2 cores (small model,
+  /// Poly, two update workers: ~16,000 frames/s measured with evaluations and checkpoints, so
+  /// ~21 min, ~28 min in the VMs' slow hours at ~12,000).
+  int64_t frames = 20'000'000;
   /// Seed of everything: network init, action sampling, minibatch order, env streams.
   uint64_t seed = 1;
   /// Threads stepping envs, and for torch unless torch_threads says otherwise (0 = all cores).
