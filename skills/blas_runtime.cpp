@@ -24,18 +24,6 @@ constexpr const char* kGuardVariable = "SKILLGRID_BLAS_REEXEC";
 // OPENBLAS_CORETYPE to run with.
 constexpr const char* kChoiceVariable = "SKILLGRID_BLAS_CORETYPE";
 
-}  // namespace
-
-std::string BlasCoreName() {
-  using CoreNameFn = char* (*)();
-  const auto core_name = LookUp<CoreNameFn>("openblas_get_corename");
-  if (core_name == nullptr) return "";
-  const char* name = core_name();
-  return name == nullptr ? "" : name;
-}
-
-namespace {
-
 // Vector width a kernel family of OpenBLAS uses: 2 = AVX-512, 1 = AVX2, 0 = older or unknown.
 int CoreLevel(std::string core) {
   for (auto& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -45,6 +33,14 @@ int CoreLevel(std::string core) {
 }
 
 }  // namespace
+
+std::string BlasCoreName() {
+  using CoreNameFn = char* (*)();
+  const auto core_name = LookUp<CoreNameFn>("openblas_get_corename");
+  if (core_name == nullptr) return "";
+  const char* name = core_name();
+  return name == nullptr ? "" : name;
+}
 
 std::string TunedBlasCoreType() {
   int cpu_level = 0;

@@ -1,11 +1,19 @@
 // blas_runtime: the test binaries start through ReexecWithTunedBlas (tests/torch_test_main.cpp),
-// so by the time a test runs OpenBLAS must no longer be on its generic fallback kernels.
+// so by the time a test runs OpenBLAS must run the kernels it chose: the widest this CPU has, or
+// what SKILLGRID_BLAS_CORETYPE asks for.
 #include "skills/blas_runtime.h"
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -46,18 +54,73 @@ TEST(BlasRuntime, RowMajorGemmMatchesAtenForEveryTransposeAndBeta) {
   ExpectRowMajorGemmMatchesAten<double>(at::kDouble, 1e-12);
 }
 
-TEST(BlasRuntime, OpenBlasRunsTunedKernelsAfterTheStartupReexec) {
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+TEST(BlasRuntime, OpenBlasRunsTheKernelsTheStartupReexecChose) {
   const std::string core = BlasCoreName();
   if (core.empty()) GTEST_SKIP() << "the BLAS in this process is not OpenBLAS";
   const char* choice = std::getenv("SKILLGRID_BLAS_CORETYPE");
-  if (choice != nullptr) GTEST_SKIP() << "SKILLGRID_BLAS_CORETYPE=" << choice << " chose the kernels";
-  // Nothing left to raise: either OpenBLAS knew this CPU, or the re-exec chose a core type, also
-  // over an older OPENBLAS_CORETYPE from the environment (this project's VMs set Haswell).
-  EXPECT_EQ(TunedBlasCoreType(), "") << "OpenBLAS still runs its narrower '" << core << "' kernels";
-  const char* chosen = std::getenv("OPENBLAS_CORETYPE");
-  if (chosen != nullptr) {
-    EXPECT_NE(core, "Prescott") << "OPENBLAS_CORETYPE=" << chosen << " was ignored";
+  const char* environment = std::getenv("OPENBLAS_CORETYPE");
+  if (choice != nullptr && std::string(choice) == "keep") {
+    if (environment == nullptr) GTEST_SKIP() << "OpenBLAS chose its own kernels";
+    EXPECT_EQ(Lower(core), Lower(environment)) << "SKILLGRID_BLAS_CORETYPE=keep must keep OPENBLAS_CORETYPE";
+  } else if (choice != nullptr) {
+    EXPECT_EQ(Lower(core), Lower(choice));
+  } else {
+    // Nothing left to raise: either OpenBLAS knew this CPU, or the re-exec chose a core type, also
+    // over an older OPENBLAS_CORETYPE from the environment (this project's VMs set Haswell).
+    EXPECT_EQ(TunedBlasCoreType(), "") << "OpenBLAS still runs its narrower '" << core << "' kernels";
   }
+}
+
+// Runs this test binary again on OpenBlasRunsTheKernelsTheStartupReexecChose with
+// OPENBLAS_CORETYPE=Prescott (OpenBLAS's generic SSE3 kernels) and the given
+// SKILLGRID_BLAS_CORETYPE (null: unset); returns its exit status.
+int RunCoreCheckChild(const char* choice) {
+  // The child's environment and arguments are built here: between fork and exec only
+  // async-signal-safe calls are allowed (this process has BLAS and OpenMP threads).
+  std::vector<std::string> env = {"OPENBLAS_CORETYPE=Prescott"};
+  if (choice != nullptr) env.push_back(std::string("SKILLGRID_BLAS_CORETYPE=") + choice);
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    if (name != "OPENBLAS_CORETYPE" && name != "SKILLGRID_BLAS_CORETYPE" && name != "SKILLGRID_BLAS_REEXEC") {
+      env.push_back(entry);
+    }
+  }
+  std::vector<char*> envp;
+  for (auto& entry : env) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  std::string self = "/proc/self/exe", filter = "--gtest_filter=BlasRuntime.OpenBlasRunsTheKernelsTheStartupReexecChose";
+  char* argv[] = {self.data(), filter.data(), nullptr};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int null_fd = open("/dev/null", O_WRONLY);
+    dup2(null_fd, 1);
+    dup2(null_fd, 2);
+    execve(argv[0], argv, envp.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(BlasRuntime, StartupRaisesAnOlderCoreTypeFromTheEnvironmentUnlessToldToKeepIt) {
+  if (BlasCoreName().empty()) GTEST_SKIP() << "the BLAS in this process is not OpenBLAS";
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "no AVX2: Prescott-class kernels are all this CPU runs";
+#else
+  GTEST_SKIP() << "core types are chosen on x86 only";
+#endif
+  // Each child's test checks what kernels OpenBLAS runs there; exit status 0 means it passed.
+  EXPECT_EQ(RunCoreCheckChild(nullptr), 0) << "Prescott from the environment was not raised";
+  EXPECT_EQ(RunCoreCheckChild("keep"), 0) << "SKILLGRID_BLAS_CORETYPE=keep did not keep Prescott";
+  EXPECT_EQ(RunCoreCheckChild("Haswell"), 0) << "SKILLGRID_BLAS_CORETYPE=Haswell was not applied";
 }
 
 TEST(BlasRuntime, AfterKeepFreedMemoryInHeapAFewMegabytesComeFromTheHeapNotFromMmap) {
