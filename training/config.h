@@ -30,8 +30,8 @@ struct TrainConfig {
   std::vector<std::string> levels = PolytroponSuite();
   /// Total environment frames (steps summed over envs) to train for; rounded up to whole updates.
   /// The default (20M) is sized for about 30 minutes of the default job on 2 cores (small model,
-  /// Poly, two update workers: ~16,000 frames/s measured with evaluations and checkpoints, so
-  /// ~21 min, ~28 min in the VMs' slow hours at ~12,000).
+  /// Poly, two update workers: ~16,000 frames/s with evaluations and checkpoints in the VMs' fast
+  /// hours, so ~21 min; a whole run in a slow hour took 29 min, 11,500 frames/s on average).
   int64_t frames = 20'000'000;
   /// Seed of everything: network init, action sampling, minibatch order, env streams.
   uint64_t seed = 1;
