@@ -37,7 +37,7 @@ TEST(InstructionCache, LookupsEqualFreshEncodingsInTheObservationsOrderAcrossCal
   const at::Tensor a = cache.Lookup(*model, first, first);
   ASSERT_EQ(a.size(0), 2);  // two distinct instructions
   EXPECT_TRUE(torch::allclose(a, model->EncodeInstructions(first), 1e-6, 1e-6));
-  // One known instruction (second place now), one new, more than the first table held.
+  // One known instruction (in second place now) among three new ones.
   const agents::Observation second = Rows({{7, 8, 9}, {4, 5, 6}, {9, 9, 9}, {2, 2, 2}});
   const at::Tensor b = cache.Lookup(*model, second, second);
   ASSERT_EQ(b.size(0), 4);
