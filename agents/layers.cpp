@@ -213,7 +213,9 @@ RoutedConv2dImpl::RoutedConv2dImpl(const RoutingOptions& routing, LayerFamily fa
 
 void RoutedConv2dImpl::reset() {
   if (routing_.Routes(family_)) {
-    const auto linear = MakeSkillLinearOptions(routing_, in_ * kernel_ * kernel_, out_, true);
+    // SkillConv2d splits heads over channels, so the heads must fit the channel counts (a head
+    // count that fits in * k * k but not `in` failed for the small model's 3-channel input).
+    const auto linear = MakeSkillLinearOptions(routing_, in_, out_, true);
     skill_ = register_module("skill", skills::SkillConv2d(skills::SkillConv2dOptions(in_, out_, kernel_)
                                                              .padding(padding_)
                                                              .routing(linear.routing())
