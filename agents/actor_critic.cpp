@@ -7,6 +7,7 @@
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/pooling.h>
 
+#include "agents/recurrent_kernels.h"
 #include "agents/small_cnn.h"
 #include "agents/trunk_kernels.h"
 #include "envs/tokenizer.h"
@@ -258,13 +259,19 @@ PolicyOutput ActorCriticImpl::Heads(const Encoded& enc, const at::Tensor& memory
   at::Tensor emb = memory.narrow(1, 0, options.memory_dim());
   if (enc.head_extra.defined()) emb = at::cat({emb, enc.head_extra}, 1);
   PolicyOutput out;
-  out.log_probs = at::log_softmax(actor2_->forward(at::tanh(actor1_->forward(emb, batch)), batch), 1);
-  out.values = critic2_->forward(at::tanh(critic1_->forward(emb, batch)), batch).squeeze(1);
+  out.log_probs = at::log_softmax(actor2_->forward(Tanh(actor1_->forward(emb, batch)), batch), 1);
+  out.values = critic2_->forward(Tanh(critic1_->forward(emb, batch)), batch).squeeze(1);
   return out;
 }
 
 PolicyOutput ActorCriticImpl::Act(const Observation& obs, const at::Tensor& memory, const skills::TaskBatch& batch,
                                   const at::Tensor& instr_unique) {
+  if (ActIsFused(memory)) return ActFused(obs, memory, batch, instr_unique);
+  return ActComposite(obs, memory, batch, instr_unique);
+}
+
+PolicyOutput ActorCriticImpl::ActComposite(const Observation& obs, const at::Tensor& memory,
+                                           const skills::TaskBatch& batch, const at::Tensor& instr_unique) {
   const Encoded enc = Encode(obs, batch, instr_unique);
   const at::Tensor new_memory = StepMemory(MemoryGates(enc, batch), memory, batch);
   PolicyOutput out = Heads(enc, new_memory, batch);

@@ -109,8 +109,16 @@ class ActorCriticImpl : public torch::nn::Cloneable<ActorCriticImpl> {
   /// Actor and critic on the memory (B, memory_size) and the encoding of the same rows.
   PolicyOutput Heads(const Encoded& enc, const at::Tensor& memory, const skills::TaskBatch& batch);
   /// One full step: encode, update memory, heads. Returns log-probs, values and the new memory.
+  /// Without autograd on CPU (rollouts, evaluation) the memory and heads run as one fused host
+  /// pass (see ActComposite); the routing draws and results are the same up to rounding.
   PolicyOutput Act(const Observation& obs, const at::Tensor& memory, const skills::TaskBatch& batch,
                    const at::Tensor& instr_unique = {});
+  /// Act as Encode -> MemoryGates -> StepMemory -> Heads, one ATen op at a time (the path that
+  /// autograd, CUDA and the layers without a host form take).
+  PolicyOutput ActComposite(const Observation& obs, const at::Tensor& memory, const skills::TaskBatch& batch,
+                            const at::Tensor& instr_unique = {});
+  /// Whether Act would take its fused host path for this memory in the current grad mode.
+  bool ActIsFused(const at::Tensor& memory);
 
   /// Routing logits of every learned router (the fast group of the two-speed learning rate).
   std::vector<at::Tensor> RouterParameters() const;
@@ -131,6 +139,10 @@ class ActorCriticImpl : public torch::nn::Cloneable<ActorCriticImpl> {
 
  private:
   at::Tensor ImageTrunk(const Observation& obs, const at::Tensor& instr_rows, const skills::TaskBatch& batch);
+  // Act's fused host path (actor_critic_fused.cpp): the trunk as Encode, then the memory step and
+  // both heads on raw buffers with one routing draw per layer, in ActComposite's order.
+  PolicyOutput ActFused(const Observation& obs, const at::Tensor& memory, const skills::TaskBatch& batch,
+                        const at::Tensor& instr_unique);
   // bow_endpool_res's trunk on CPU in bf16 precision (fused kernels of trunk_kernels.h).
   at::Tensor BowTrunkBf16(const Observation& obs, const at::Tensor& instr_rows, const skills::TaskBatch& batch);
 

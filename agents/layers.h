@@ -184,6 +184,10 @@ class LstmCellImpl : public torch::nn::Cloneable<LstmCellImpl> {
   at::Tensor InputGates(const at::Tensor& x, const skills::TaskBatch& batch);
   /// Hidden size.
   int64_t hidden_size() const { return hidden_; }
+  /// The input-to-gates layer x -> 4*hidden.
+  RoutedLinear input_map() const { return ih_; }
+  /// The hidden-to-gates layer h -> 4*hidden.
+  RoutedLinear hidden_map() const { return hh_; }
 
  private:
   RoutingOptions routing_;

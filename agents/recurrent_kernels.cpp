@@ -8,6 +8,7 @@
 
 #include <torch/autograd.h>
 
+#include "agents/fast_math.h"
 #include "skills/blas_runtime.h"
 
 namespace skillgrid::agents {
@@ -26,32 +27,48 @@ bool FusableOnCpu(std::initializer_list<at::Tensor> tensors) {
 
 // Activates one LSTM step. acts (n, 4*hid), contiguous, holds the pre-activations i, f, g, o on
 // entry and their activations on return; c is the cell entering the step (row stride cs); out
-// (n, 2*hid, any row stride) receives concat(h', c'); tanh_c (n, hid) receives tanh(c') for the
-// backward. The transcendentals run as ATen's vectorised kernels (a scalar exp/tanh per element
-// cost more than the matmuls).
+// (n, 2*hid, unit column stride) receives concat(h', c'); tanh_c (n, hid), contiguous, receives
+// tanh(c') for the backward. The transcendentals run as fast_math.h's vector loops (a scalar
+// exp/tanh per element cost more than the matmuls, ATen's kernels about a third of a step).
 template <typename T>
 void LstmActivate(at::Tensor& acts, const T* c, int64_t cs, at::Tensor out, at::Tensor& tanh_c) {
   const int64_t n = acts.size(0), hid = acts.size(1) / 4;
-  at::Tensor g = acts.narrow(1, 2 * hid, hid);
-  at::tanh_out(tanh_c, g);  // borrows tanh_c for tanh(g)
-  acts.sigmoid_();
-  g.copy_(tanh_c);
-  const T* a = acts.data_ptr<T>();
+  T* a = acts.data_ptr<T>();
   T* o = out.data_ptr<T>();
+  T* tc = tanh_c.data_ptr<T>();
   const int64_t os = out.stride(0);
   for (int64_t r = 0; r < n; ++r) {
-    const T* ar = a + r * 4 * hid;
+    T* ar = a + r * 4 * hid;
+    FastSigmoid(ar, ar, 2 * hid);                  // i, f
+    FastTanh(ar + 2 * hid, ar + 2 * hid, hid);     // g
+    FastSigmoid(ar + 3 * hid, ar + 3 * hid, hid);  // o
     T* orow = o + r * os;
     for (int64_t k = 0; k < hid; ++k) orow[hid + k] = ar[hid + k] * c[r * cs + k] + ar[k] * ar[2 * hid + k];
-  }
-  at::tanh_out(tanh_c, out.narrow(1, hid, hid));
-  const T* tc = tanh_c.data_ptr<T>();
-  for (int64_t r = 0; r < n; ++r) {
-    const T* ar = a + r * 4 * hid;
-    T* orow = o + r * os;
-    for (int64_t k = 0; k < hid; ++k) orow[k] = ar[3 * hid + k] * tc[r * hid + k];
+    T* tcr = tc + r * hid;
+    FastTanh(orow + hid, tcr, hid);
+    for (int64_t k = 0; k < hid; ++k) orow[k] = ar[3 * hid + k] * tcr[k];
   }
 }
+
+// tanh as one op with a vectorised forward; the backward reuses the output.
+struct TanhFn : public torch::autograd::Function<TanhFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
+    at::Tensor y = at::empty_like(x);
+    FastTanh(x.data_ptr<float>(), y.data_ptr<float>(), x.numel());
+    ctx->save_for_backward({y});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    if (!grads[0].defined()) return {at::Tensor()};
+    const at::Tensor y = ctx->get_saved_variables()[0];
+    const at::Tensor g = grads[0].contiguous();
+    at::Tensor dx = at::empty_like(y);
+    TanhBackward(y.data_ptr<float>(), g.data_ptr<float>(), dx.data_ptr<float>(), y.numel());
+    return {dx};
+  }
+};
 
 // Backward of LstmActivate: dout holds d(h', c') (row stride ds); writes d(gates) (n, 4*hid)
 // and d(c) (row stride dcs).
@@ -339,18 +356,17 @@ template <typename T>
 void GruActivate(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& valid,
                  at::Tensor& acts, at::Tensor& out) {
   const int64_t n = h.size(0), hid = h.size(1), gs = gi.stride(0);
-  at::Tensor rz = acts.narrow(1, 0, 2 * hid);
-  at::add_out(rz, gi.narrow(1, 0, 2 * hid), gh.narrow(1, 0, 2 * hid));
-  rz.sigmoid_();
   const T* i = gi.data_ptr<T>();
   const T* g = gh.data_ptr<T>();
   T* a = acts.data_ptr<T>();
   for (int64_t row = 0; row < n; ++row) {
     const T* ir = i + row * gs;
     const int64_t base = row * 3 * hid;
+    for (int64_t k = 0; k < 2 * hid; ++k) a[base + k] = ir[k] + g[base + k];
+    FastSigmoid(a + base, a + base, 2 * hid);  // r, z
     for (int64_t k = 0; k < hid; ++k) a[base + 2 * hid + k] = ir[2 * hid + k] + a[base + k] * g[base + 2 * hid + k];
+    FastTanh(a + base + 2 * hid, a + base + 2 * hid, hid);  // n
   }
-  acts.narrow(1, 2 * hid, hid).tanh_();
   const T* hp = h.data_ptr<T>();
   const T* v = valid.data_ptr<T>();
   T* o = out.data_ptr<T>();
@@ -484,6 +500,11 @@ struct GruSequenceFn : public torch::autograd::Function<GruSequenceFn> {
 };
 
 }  // namespace
+
+at::Tensor Tanh(const at::Tensor& x) {
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || !x.is_contiguous()) return at::tanh(x);
+  return TanhFn::apply(x);
+}
 
 at::Tensor LstmPointwise(const at::Tensor& gates, const at::Tensor& c) {
   if (FusableOnCpu({gates, c}) && gates.scalar_type() == c.scalar_type()) return LstmPointwiseFn::apply(gates, c);

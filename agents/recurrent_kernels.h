@@ -18,6 +18,10 @@ at::Tensor LstmPointwise(const at::Tensor& gates, const at::Tensor& c);
 /// h itself where valid is 0 (rows whose sequence already ended).
 at::Tensor GruPointwise(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& valid);
 
+/// tanh(x) with autograd; contiguous CPU float tensors run fast_math.h's vector loop forward
+/// and (1 - y^2) * grad backward, other tensors at::tanh.
+at::Tensor Tanh(const at::Tensor& x);
+
 /// The hidden-to-hidden map of a recurrence in matmul form: h W^T + bias + ((h A) * mask) B.
 /// A, B and mask are optional (undefined: no low-rank term; mask undefined: every row uses A, B).
 struct RecurrentMap {

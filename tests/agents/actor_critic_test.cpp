@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/nn/modules/rnn.h>
 
@@ -103,6 +104,44 @@ TEST(ActorCritic, SameSeedSameNetworkAndOutputs) {
         .log_probs;
   };
   EXPECT_TRUE(at::equal(run(), run()));
+}
+
+// Act's fused host path (no autograd, CPU) against the op-by-op step: same outputs up to
+// rounding and the same random draws, for every router, in training (noisy routing) and eval.
+TEST(ActorCritic, FusedActMatchesTheCompositeStepAndDrawsTheSameRandomNumbers) {
+  for (const std::string arch : {"small", "bow_endpool_res"}) {
+    for (const std::string router : {"none", "poly", "shared", "private", "mu", "adamix", "mhr"}) {
+      ModelOptions o = Options(arch, router, 3);
+      o.routing(o.routing().heads(2));
+      ActorCritic model(o);
+      const Observation obs = SyntheticBatch(7, 3, 11);
+      const auto batch = skills::TaskBatch::FromTaskIds(obs.task_ids);
+      at::manual_seed(2);
+      const at::Tensor memory = at::randn({7, model->memory_size()});
+      for (const bool training : {true, false}) {
+        model->train(training);
+        c10::InferenceMode inference;
+        const bool fused = model->ActIsFused(memory);
+        // MHR's several routing heads have no host form: Act is then the composite itself.
+        EXPECT_EQ(fused, router != "mhr") << arch << "/" << router;
+        at::manual_seed(5);
+        const PolicyOutput a = model->Act(obs, memory, batch);
+        const double next_a = at::rand({1}).item<double>();
+        at::manual_seed(5);
+        const PolicyOutput b = model->ActComposite(obs, memory, batch);
+        const double next_b = at::rand({1}).item<double>();
+        const std::string where = arch + "/" + router + (training ? " train" : " eval");
+        EXPECT_EQ(next_a, next_b) << where << ": the paths consumed different random numbers";
+        EXPECT_TRUE(at::allclose(a.log_probs, b.log_probs, 1e-5, 1e-5))
+            << where << " " << (a.log_probs - b.log_probs).abs().max();
+        EXPECT_TRUE(at::allclose(a.values, b.values, 1e-5, 1e-5)) << where;
+        EXPECT_TRUE(at::allclose(a.memory, b.memory, 1e-5, 1e-5)) << where;
+      }
+    }
+  }
+  // With autograd on, Act must build the graph: it takes the composite path.
+  ActorCritic model(Options("small", "poly", 3));
+  EXPECT_FALSE(model->ActIsFused(at::zeros({2, model->memory_size()})));
 }
 
 TEST(ActorCritic, Bf16ConvolutionsAgreeWithFp32AndTrainEveryParameter) {
