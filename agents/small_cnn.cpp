@@ -164,6 +164,7 @@ SKILLGRID_VECTOR_CLONES void PoolReluBackward(const T* dy, const T* m, const T* 
   const int64_t full = c - c % lanes;
   const int64_t ho = h / 2, wo = w / 2;
   if (h % 2 != 0 || w % 2 != 0) std::fill(dx, dx + n * h * w * c, T(0));  // cells outside every window
+  using Mask = decltype(V{} == V{});  // the integer lanes a comparison gives (all ones or zero)
   const V zero = {};
   for (int64_t b = 0; b < n; ++b) {
     for (int64_t i = 0; i < ho; ++i) {
@@ -173,11 +174,12 @@ SKILLGRID_VECTOR_CLONES void PoolReluBackward(const T* dy, const T* m, const T* 
         for (int q = 0; q < 4; ++q) at[q] = ((b * h + 2 * i + q / 2) * w + 2 * j + q % 2) * c;
         for (int64_t ch = 0; ch < full; ch += lanes) {
           const V mv = LoadVec(m + o + ch);
-          V open = mv > zero ? LoadVec(dy + o + ch) : zero;  // the gradient still to place
+          // The gradient still to place, as bits: selects written as ?: came out lane by lane.
+          Mask open = reinterpret_cast<Mask>(LoadVec(dy + o + ch)) & (mv > zero);
           for (int q = 0; q < 4; ++q) {
-            const auto hit = LoadVec(a + at[q] + ch) == mv;
-            StoreVec(dx + at[q] + ch, hit ? open : zero);
-            open = hit ? zero : open;
+            const Mask hit = LoadVec(a + at[q] + ch) == mv;
+            StoreVec(dx + at[q] + ch, reinterpret_cast<V>(open & hit));
+            open &= ~hit;
           }
         }
         for (int64_t ch = full; ch < c; ++ch) {  // channels beyond the last full vector
