@@ -1,14 +1,18 @@
 #include "agents/layers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
+#include <vector>
 
 #include <torch/autograd.h>
 #include <torch/nn/init.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/embedding.h>
 
+#include "agents/fast_math.h"
+#include "agents/host_linear.h"
 #include "skills/expert_allocation.h"
 #include "skills/inventory.h"
 #include "skills/router.h"
@@ -297,8 +301,64 @@ void InstructionEncoderImpl::reset() {
   InitRecurrent(*hh_, hidden_);
 }
 
+bool InstructionEncoderImpl::HostForwardApplies(const at::Tensor& tokens) {
+  return !at::GradMode::is_enabled() && tokens.device().is_cpu() && IsCpuFloat(embedding_->weight) &&
+         HostLinear::Supports(*ih_) && HostLinear::Supports(*hh_);
+}
+
+at::Tensor InstructionEncoderImpl::ForwardHost(const at::Tensor& tokens_in, const at::Tensor& lengths_in,
+                                               const skills::TaskBatch& batch) {
+  const at::Tensor tokens = tokens_in.to(at::kLong).contiguous(), lengths = lengths_in.to(at::kLong).contiguous();
+  TORCH_CHECK(tokens.dim() == 2 && lengths.dim() == 1 && lengths.size(0) == tokens.size(0),
+              "InstructionEncoder: tokens ", tokens.sizes(), " and lengths ", lengths.sizes(),
+              " must be (U, L) and (U)");
+  const int64_t u = tokens.size(0), steps = tokens.size(1), h = hidden_, w = word_dim_;
+  const at::Tensor table = embedding_->weight.contiguous();
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor words = at::empty({u * steps, w}, opts);
+  {
+    const int64_t* tok = tokens.data_ptr<int64_t>();
+    const float* tab = table.data_ptr<float>();
+    float* out = words.data_ptr<float>();
+    for (int64_t i = 0; i < u * steps; ++i) {
+      TORCH_CHECK(tok[i] >= 0 && tok[i] < vocab_, "InstructionEncoder: token id ", tok[i], " is outside the vocabulary of ",
+                  vocab_);
+      std::copy(tab + tok[i] * w, tab + (tok[i] + 1) * w, out + i * w);
+    }
+  }
+  // Routing draws in forward()'s order: input gates, then the hidden map.
+  const HostLinear ih(*ih_, batch);
+  const HostLinear hh(*hh_, batch);
+  at::Tensor gi = at::empty({u * steps, 3 * h}, opts);
+  ih.Apply(words.data_ptr<float>(), w, u * steps, gi.data_ptr<float>(), 3 * h, false, steps);
+  at::Tensor state = at::zeros({u, h}, opts);
+  at::Tensor gh = at::empty({u, 3 * h}, opts);
+  std::vector<float> rz(static_cast<size_t>(2 * h)), cand(static_cast<size_t>(h));
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  float* s = state.data_ptr<float>();
+  for (int64_t t = 0; t < steps; ++t) {
+    hh.Apply(s, h, u, gh.data_ptr<float>(), 3 * h, false);
+    for (int64_t row = 0; row < u; ++row) {
+      if (t >= len[row]) continue;  // the sequence ended: its state stays
+      const float* gir = gi.data_ptr<float>() + (row * steps + t) * 3 * h;
+      const float* ghr = gh.data_ptr<float>() + row * 3 * h;
+      for (int64_t k = 0; k < 2 * h; ++k) rz[static_cast<size_t>(k)] = gir[k] + ghr[k];
+      FastSigmoid(rz.data(), rz.data(), 2 * h);  // r, z
+      for (int64_t k = 0; k < h; ++k) cand[static_cast<size_t>(k)] = gir[2 * h + k] + rz[static_cast<size_t>(k)] * ghr[2 * h + k];
+      FastTanh(cand.data(), cand.data(), h);  // n
+      float* sr = s + row * h;
+      for (int64_t k = 0; k < h; ++k) {
+        const float n = cand[static_cast<size_t>(k)];
+        sr[k] = n + rz[static_cast<size_t>(h + k)] * (sr[k] - n);
+      }
+    }
+  }
+  return state;
+}
+
 at::Tensor InstructionEncoderImpl::forward(const at::Tensor& tokens, const at::Tensor& lengths,
                                            const skills::TaskBatch& batch) {
+  if (HostForwardApplies(tokens)) return ForwardHost(tokens, lengths, batch);
   const int64_t u = tokens.size(0);
   const int64_t steps = tokens.size(1);
   at::Tensor gi = ih_->forward(embedding_->forward(tokens), batch);  // (U, L, 3H)

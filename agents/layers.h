@@ -207,12 +207,17 @@ class InstructionEncoderImpl : public torch::nn::Cloneable<InstructionEncoderImp
   InstructionEncoderImpl(const RoutingOptions& routing, int64_t vocab_size, int64_t word_dim, int64_t hidden);
   /// (Re)creates the layers.
   void reset() override;
-  /// tokens (U, L) int64 padded with 0, lengths (U) int64 >= 1 -> (U, hidden).
+  /// tokens (U, L) int64 padded with 0, lengths (U) int64 >= 1 -> (U, hidden). Without
+  /// autograd on CPU the GRU runs on host buffers (same routing draws, same values up to
+  /// rounding): a rollout encodes one or two new missions per step, ~20 ops each otherwise.
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& lengths, const skills::TaskBatch& batch);
   /// Output size.
   int64_t hidden_size() const { return hidden_; }
 
  private:
+  bool HostForwardApplies(const at::Tensor& tokens);
+  at::Tensor ForwardHost(const at::Tensor& tokens, const at::Tensor& lengths, const skills::TaskBatch& batch);
+
   RoutingOptions routing_;
   int64_t vocab_, word_dim_, hidden_;
   torch::nn::Embedding embedding_{nullptr};

@@ -294,6 +294,36 @@ TEST(Layers, InstructionEncoderMatchesTorchGruAtLastToken) {
   EXPECT_TRUE(at::allclose(ours[1], out1[0][1], 1e-5, 1e-6));
 }
 
+// The instruction GRU without autograd (host buffers) against the op-by-op path it takes with
+// autograd: same embeddings up to rounding and the same routing draws, routed or not.
+TEST(Layers, InstructionEncoderHostPathMatchesTheOpByOpPathAndItsDraws) {
+  for (const std::string router : {"none", "poly", "shared", "adamix", "mhr"}) {
+    at::manual_seed(4);
+    InstructionEncoder enc(RoutingOptions().router(router).n_tasks(3).n_skills(3).rank(2).heads(2), 33, 8, 12);
+    // Three missions of different lengths, padded with 0, tasks 0, 2, 1.
+    const at::Tensor tokens = at::tensor({3, 5, 7, 9, 2, 2, 4, 6, 0, 0, 8, 0, 0, 0, 0}, at::kLong).view({3, 5});
+    const at::Tensor lengths = at::tensor({5, 3, 1}, at::kLong);
+    const auto batch = skills::TaskBatch::FromTaskIds(at::tensor({0, 2, 1}, at::kLong));
+    for (const bool training : {true, false}) {
+      enc->train(training);
+      at::manual_seed(9);
+      const at::Tensor with_grad = enc->forward(tokens, lengths, batch).detach();
+      const double next_a = at::rand({1}).item<double>();
+      at::manual_seed(9);
+      at::Tensor host;
+      {
+        c10::InferenceMode inference;
+        host = enc->forward(tokens, lengths, batch);
+      }
+      const double next_b = at::rand({1}).item<double>();
+      const std::string where = router + (training ? " train" : " eval");
+      EXPECT_EQ(next_a, next_b) << where << ": the paths consumed different random numbers";
+      ASSERT_EQ(host.sizes(), with_grad.sizes()) << where;
+      EXPECT_TRUE(at::allclose(host, with_grad, 1e-5, 1e-6)) << where << " " << (host - with_grad).abs().max();
+    }
+  }
+}
+
 TEST(Layers, RoutedConvMatchesPlainConvWhenSkillsAreZero) {
   // A routed conv is a SkillConv2d; with zero-initialised skill outputs it is the plain
   // convolution of its base weights.
