@@ -29,7 +29,7 @@ bool FusableOnCpu(std::initializer_list<at::Tensor> tensors) {
 // entry and their activations on return; c is the cell entering the step (row stride cs); out
 // (n, 2*hid, unit column stride) receives concat(h', c'); tanh_c (n, hid), contiguous, receives
 // tanh(c') for the backward. The transcendentals run as fast_math.h's vector loops (a scalar
-// exp/tanh per element cost more than the matmuls, ATen's kernels about a third of a step).
+// exp/tanh per element cost more than the matmuls; ATen's tanh kernel ~6x the vector loop's time).
 template <typename T>
 void LstmActivate(at::Tensor& acts, const T* c, int64_t cs, at::Tensor out, at::Tensor& tanh_c) {
   const int64_t n = acts.size(0), hid = acts.size(1) / 4;
