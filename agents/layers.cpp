@@ -11,7 +11,6 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/embedding.h>
 
-#include "agents/fast_math.h"
 #include "agents/host_linear.h"
 #include "skills/expert_allocation.h"
 #include "skills/inventory.h"
@@ -333,24 +332,15 @@ at::Tensor InstructionEncoderImpl::ForwardHost(const at::Tensor& tokens_in, cons
   ih.Apply(words.data_ptr<float>(), w, u * steps, gi.data_ptr<float>(), 3 * h, false, steps);
   at::Tensor state = at::zeros({u, h}, opts);
   at::Tensor gh = at::empty({u, 3 * h}, opts);
-  std::vector<float> rz(static_cast<size_t>(2 * h)), cand(static_cast<size_t>(h));
+  std::vector<float> acts(static_cast<size_t>(3 * h));
   const int64_t* len = lengths.data_ptr<int64_t>();
   float* s = state.data_ptr<float>();
   for (int64_t t = 0; t < steps; ++t) {
     hh.Apply(s, h, u, gh.data_ptr<float>(), 3 * h, false);
     for (int64_t row = 0; row < u; ++row) {
       if (t >= len[row]) continue;  // the sequence ended: its state stays
-      const float* gir = gi.data_ptr<float>() + (row * steps + t) * 3 * h;
-      const float* ghr = gh.data_ptr<float>() + row * 3 * h;
-      for (int64_t k = 0; k < 2 * h; ++k) rz[static_cast<size_t>(k)] = gir[k] + ghr[k];
-      FastSigmoid(rz.data(), rz.data(), 2 * h);  // r, z
-      for (int64_t k = 0; k < h; ++k) cand[static_cast<size_t>(k)] = gir[2 * h + k] + rz[static_cast<size_t>(k)] * ghr[2 * h + k];
-      FastTanh(cand.data(), cand.data(), h);  // n
-      float* sr = s + row * h;
-      for (int64_t k = 0; k < h; ++k) {
-        const float n = cand[static_cast<size_t>(k)];
-        sr[k] = n + rz[static_cast<size_t>(h + k)] * (sr[k] - n);
-      }
+      GruActivateRow(gi.data_ptr<float>() + (row * steps + t) * 3 * h, gh.data_ptr<float>() + row * 3 * h, s + row * h,
+                     1.0f, h, acts.data(), s + row * h);
     }
   }
   return state;

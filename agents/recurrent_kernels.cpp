@@ -25,6 +25,20 @@ bool FusableOnCpu(std::initializer_list<at::Tensor> tensors) {
 }
 
 
+template <typename T>
+void GruRow(const T* gi, const T* gh, const T* h, T valid, int64_t hid, T* acts, T* out) {
+  for (int64_t k = 0; k < 2 * hid; ++k) acts[k] = gi[k] + gh[k];
+  FastSigmoid(acts, acts, 2 * hid);  // r, z
+  for (int64_t k = 0; k < hid; ++k) acts[2 * hid + k] = gi[2 * hid + k] + acts[k] * gh[2 * hid + k];
+  FastTanh(acts + 2 * hid, acts + 2 * hid, hid);  // n
+  for (int64_t k = 0; k < hid; ++k) {
+    const T z = acts[hid + k], nn = acts[2 * hid + k];
+    const T h_old = h[k];
+    const T h_new = nn + z * (h_old - nn);
+    out[k] = h_old + valid * (h_new - h_old);
+  }
+}
+
 // Activates one LSTM step. acts (n, 4*hid), contiguous, holds the pre-activations i, f, g, o on
 // entry and their activations on return; c is the cell entering the step (row stride cs); out
 // (n, 2*hid, unit column stride) receives concat(h', c'); tanh_c (n, hid), contiguous, receives
@@ -358,26 +372,12 @@ void GruActivate(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h
   const int64_t n = h.size(0), hid = h.size(1), gs = gi.stride(0);
   const T* i = gi.data_ptr<T>();
   const T* g = gh.data_ptr<T>();
-  T* a = acts.data_ptr<T>();
-  for (int64_t row = 0; row < n; ++row) {
-    const T* ir = i + row * gs;
-    const int64_t base = row * 3 * hid;
-    for (int64_t k = 0; k < 2 * hid; ++k) a[base + k] = ir[k] + g[base + k];
-    FastSigmoid(a + base, a + base, 2 * hid);  // r, z
-    for (int64_t k = 0; k < hid; ++k) a[base + 2 * hid + k] = ir[2 * hid + k] + a[base + k] * g[base + 2 * hid + k];
-    FastTanh(a + base + 2 * hid, a + base + 2 * hid, hid);  // n
-  }
   const T* hp = h.data_ptr<T>();
   const T* v = valid.data_ptr<T>();
+  T* a = acts.data_ptr<T>();
   T* o = out.data_ptr<T>();
   for (int64_t row = 0; row < n; ++row) {
-    const T* ar = a + row * 3 * hid;
-    for (int64_t k = 0; k < hid; ++k) {
-      const T z = ar[hid + k], nn = ar[2 * hid + k];
-      const T h_old = hp[row * hid + k];
-      const T h_new = nn + z * (h_old - nn);
-      o[row * hid + k] = h_old + v[row] * (h_new - h_old);
-    }
+    GruActivateRow(i + row * gs, g + row * 3 * hid, hp + row * hid, v[row], hid, a + row * 3 * hid, o + row * hid);
   }
 }
 
@@ -500,6 +500,16 @@ struct GruSequenceFn : public torch::autograd::Function<GruSequenceFn> {
 };
 
 }  // namespace
+
+void GruActivateRow(const float* gi, const float* gh, const float* h, float valid, int64_t hid, float* acts,
+                    float* out) {
+  GruRow(gi, gh, h, valid, hid, acts, out);
+}
+
+void GruActivateRow(const double* gi, const double* gh, const double* h, double valid, int64_t hid, double* acts,
+                    double* out) {
+  GruRow(gi, gh, h, valid, hid, acts, out);
+}
 
 at::Tensor Tanh(const at::Tensor& x) {
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || !x.is_contiguous()) return at::tanh(x);

@@ -18,6 +18,15 @@ at::Tensor LstmPointwise(const at::Tensor& gates, const at::Tensor& c);
 /// h itself where valid is 0 (rows whose sequence already ended).
 at::Tensor GruPointwise(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& valid);
 
+/// GRU gate math of one row on raw buffers (GruPointwise's, row by row): pre-activations gi and
+/// gh (3*hid each, order r, z, n) and the state h entering -> acts (3*hid) the activated r, z, n
+/// and out (hid) the new state, h itself when valid is 0. out may be h.
+void GruActivateRow(const float* gi, const float* gh, const float* h, float valid, int64_t hid, float* acts,
+                    float* out);
+/// Double-precision GruActivateRow.
+void GruActivateRow(const double* gi, const double* gh, const double* h, double valid, int64_t hid, double* acts,
+                    double* out);
+
 /// tanh(x) with autograd; contiguous CPU float tensors run fast_math.h's vector loop forward
 /// and (1 - y^2) * grad backward, other tensors at::tanh.
 at::Tensor Tanh(const at::Tensor& x);
