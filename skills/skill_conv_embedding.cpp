@@ -13,6 +13,7 @@
 #include "skills/bf16.h"
 #include "skills/layer_routing.h"
 #include "skills/skill_linear.h"
+#include "skills/winograd_conv.h"
 
 namespace skillgrid::skills {
 namespace {
@@ -37,7 +38,9 @@ at::Tensor BiasOrEmpty(const at::Tensor& bias, const at::Tensor& like) {
 // a convolution); here each block's forward and backward write straight into their slice. With
 // `bf16` the blocks run in bfloat16 (ConvPrecision::kBFloat16) and the rounded operands are
 // what the backward keeps; the output is bfloat16 and channels-last, and the input's gradient
-// has the input's type.
+// has the input's type. 3x3 "same" convolutions in bf16 on CPUs with AVX512-BF16 but no AMX run
+// as Winograd F(2x2, 3x3) (winograd_conv.h): 1.4x oneDNN's forward and 2x its weight gradient
+// for bow_endpool_res's 128-channel 7x7 blocks.
 struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
                             const at::Tensor& kernels_in, const at::Tensor& biases_in,
@@ -46,13 +49,18 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
     const at::Tensor kernels = bf16 ? kernels_in.to(at::kBFloat16) : kernels_in;  // (K, C_out, C_in, k, k)
     // (An absent bias arrives as an empty tensor, see BiasOrEmpty.)
     const at::Tensor biases = biases_in.numel() == 0 ? at::Tensor() : bf16 ? biases_in.to(at::kBFloat16) : biases_in;
+    const bool same_3x3 = kernels.size(3) == 3 && kernels.size(4) == 3 && stride == 1 && padding == 1;
     at::Tensor y;
     int64_t offset = 0;
     for (size_t u = 0; u < rows_per_task.size(); ++u) {
+      const auto i = static_cast<int64_t>(u);
       const int64_t n = rows_per_task[u];
-      const at::Tensor out = at::conv2d(x.narrow(0, offset, n), kernels[static_cast<int64_t>(u)],
-                                        biases.defined() ? biases[static_cast<int64_t>(u)] : at::Tensor(),
-                                        {stride, stride}, {padding, padding});
+      const at::Tensor xi = x.narrow(0, offset, n);
+      const at::Tensor bias = biases.defined() ? biases[i] : at::Tensor();
+      // Winograd transforms the fp32 kernel and rounds the result once.
+      const at::Tensor out = bf16 && same_3x3 && WinogradConv3x3Supports(xi, kernels.size(1))
+                                 ? WinogradConv3x3(xi, kernels_in[i], bias, /*flip_transpose=*/false)
+                                 : at::conv2d(xi, kernels[i], bias, {stride, stride}, {padding, padding});
       if (!y.defined()) {
         if (rows_per_task.size() == 1) {
           return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16, out);
@@ -111,18 +119,26 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       const at::Tensor xi = x.narrow(0, offset, n);
       // oneDNN's bf16 weight gradient ran at a fifth of its forward; AMX tiles do it directly.
       const bool amx = bf16 && same_3x3 && Conv3x3WeightGradAmxSupports(xi, gy);
+      const bool winograd_x = flipped && WinogradConv3x3Supports(gy, x.size(1));
+      const bool winograd_w = flipped && WinogradConv3x3Supports(xi, gy.size(1));
+      const bool own_w = amx || winograd_w;
       at::Tensor gx, gw, gb;
-      if (!flipped || !amx) {
+      if (!flipped || !own_w) {
         std::tie(gx, gw, gb) = at::convolution_backward(
             bf16 ? gy : gy.contiguous(), xi, kernels[i],
             has_bias ? at::OptionalIntArrayRef(bias_sizes) : at::OptionalIntArrayRef(), {stride, stride},
             {padding, padding}, {1, 1}, /*transposed=*/false, {0, 0}, /*groups=*/1,
-            {!flipped, !amx, has_bias && !amx});
+            {!flipped, !own_w, has_bias && !own_w});
       }
-      if (flipped) gx = at::conv2d(gy, flipped_kernels[i], at::Tensor(), {1, 1}, {1, 1});
+      if (flipped) {
+        gx = winograd_x ? WinogradConv3x3(gy, kernels[i], at::Tensor(), /*flip_transpose=*/true)
+                        : at::conv2d(gy, flipped_kernels[i], at::Tensor(), {1, 1}, {1, 1});
+      }
       grad_x.narrow(0, offset, n).copy_(gx);
       if (amx) {
         Conv3x3WeightGradAmx(xi, gy, grad_k[i], has_bias ? grad_b[i] : at::Tensor());
+      } else if (winograd_w) {
+        WinogradConv3x3WeightGrad(xi, gy, grad_k[i], has_bias ? grad_b[i] : at::Tensor());
       } else {
         grad_k[i].copy_(gw);
         if (has_bias) grad_b[i].copy_(gb);
@@ -335,10 +351,24 @@ at::Tensor SkillConv2dImpl::ForwardBaseAndLowRankBf16(const at::Tensor& x, const
   const at::Tensor xb = ConvOperand(x, true);
   const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
   // The shared kernel over every row, and every task's r input-side factors as one more conv.
-  const at::Tensor base = at::conv2d(xb, ConvOperand(base_->weight, true),
-                                     base_->bias.defined() ? base_->bias.to(at::kBFloat16) : at::Tensor(), stride, padding);
   const at::Tensor a_kernels = factors.a.t().reshape({ur, in, k, k});
-  const at::Tensor z = at::conv2d(xb, ConvOperand(a_kernels, true), {}, stride, padding);  // (N, U*r, H', W')
+  at::Tensor base, z;  // (N, out, H', W') and (N, U*r, H', W')
+  const bool same_3x3 = k == 3 && options.stride() == 1 && options.padding() == 1;
+  if (same_3x3 && WinogradConv3x3Supports(xb, out)) {
+    // Winograd: both kernels as one, so the input is transformed once; output channels padded
+    // with zero kernels to the multiple of 32 the kernels need.
+    const int64_t pad = (32 - ur % 32) % 32;
+    const at::Tensor kernels = at::cat({base_->weight, a_kernels, at::zeros({pad, in, k, k}, a_kernels.options())});
+    const at::Tensor bias = base_->bias.defined() ? at::cat({base_->bias, at::zeros({ur + pad}, base_->bias.options())})
+                                                  : at::Tensor();
+    const at::Tensor both = WinogradConv3x3(xb, kernels, bias, /*flip_transpose=*/false);
+    base = both.narrow(1, 0, out);
+    z = both.narrow(1, out, ur);
+  } else {
+    base = at::conv2d(xb, ConvOperand(base_->weight, true),
+                      base_->bias.defined() ? base_->bias.to(at::kBFloat16) : at::Tensor(), stride, padding);
+    z = at::conv2d(xb, ConvOperand(a_kernels, true), {}, stride, padding);
+  }
   // Each row keeps its own task's r channels; then (N H' W', U*r) x (U*r, out) adds A_t B_t.
   const at::Tensor keep = (at::arange(ur, batch.slot_of_row.options()).div(r, "floor").unsqueeze(0) ==
                            batch.slot_of_row.to(x.device()).unsqueeze(1))

@@ -180,9 +180,11 @@ TEST(ActorCritic, Bf16ConvolutionsAgreeWithFp32AndTrainEveryParameter) {
       ref_flat.push_back(ref_grads[i].flatten());
     }
     const at::Tensor g = at::cat(flat), r = at::cat(ref_flat);
-    // Measured ~0.11 for bow_endpool_res (bf16 rounding amplified by batch norm over only 12
-    // rows); a gradient with a wrong layout or a lost term is off by ~1 or more.
-    EXPECT_LE((g - r).norm().item<double>(), 0.2 * r.norm().item<double>()) << arch;
+    // bf16 rounding amplified by batch norm over only 12 rows (and, for expert_filmcnn, 2x2
+    // maps). Measured with oneDNN's direct kernels: 0.13 and 0.12; with the Winograd kernels
+    // (skills/winograd_conv.h, whose rounding error is ~1.7x direct's): 0.12 and 0.21. A
+    // gradient with a wrong layout or a lost term is off by ~1 or more.
+    EXPECT_LE((g - r).norm().item<double>(), 0.3 * r.norm().item<double>()) << arch;
   }
 }
 
