@@ -75,12 +75,13 @@ struct TrainBenchResult {
   std::string peak_formula_bf16;
 };
 
-/// fp32 peak of `cores` cores: nominal clock (/proc/cpuinfo) x FLOPs per cycle per core (64 with
-/// AVX-512, assuming two FMA units as on Xeon Scalable; 32 with AVX2 FMA; 16 otherwise).
+/// fp32 peak of `cores` cores: running clock (measured once with every core busy; the nominal
+/// /proc/cpuinfo clock off x86-64) x FLOPs per cycle per core (64 with AVX-512, assuming two FMA
+/// units as on Xeon Scalable and Zen 5; 32 with AVX2 FMA; 16 otherwise).
 /// Returns 0 when the clock is unknown; `formula` receives the derivation.
 double EstimatePeakGflops(int cores, std::string* formula);
 
-/// bfloat16 peak of `cores` cores: nominal clock x 1024 FLOPs per cycle per core with AMX (one
+/// bfloat16 peak of `cores` cores: that clock x 1024 FLOPs per cycle per core with AMX (one
 /// 16x16x32 tile product per 16 cycles), 128 with AVX512-BF16 (two units), else the fp32 figure.
 /// Returns 0 when the clock is unknown; `formula` receives the derivation.
 double EstimatePeakGflopsBf16(int cores, std::string* formula);
