@@ -213,8 +213,9 @@ SKILLGRID_AVX512BF16 void ForwardChunks(const uint16_t* x, const uint16_t* u, co
     // Per-position blocks 64 bytes more than a multiple of 4 KB apart: the 16 positions of a
     // tile would otherwise fall in one L1 set.
     const int64_t v_stride = kChunkTiles * g.in + 32, m_stride = kChunkTiles * g.out + 16;
-    std::vector<uint16_t> v(static_cast<size_t>(kPositions * v_stride));
-    std::vector<float> m(static_cast<size_t>(kPositions * m_stride));
+    // Uninitialised: padding rows are zeroed below, and only rows the products wrote are read.
+    const std::unique_ptr<uint16_t[]> v(new uint16_t[static_cast<size_t>(kPositions * v_stride)]);
+    const std::unique_ptr<float[]> m(new float[static_cast<size_t>(kPositions * m_stride)]);
     for (int64_t chunk = c0; chunk < c1; ++chunk) {
       const int64_t first = chunk * kChunkTiles, count = std::min(kChunkTiles, tiles - first);
       const int64_t rows = (count + kRows - 1) / kRows * kRows;
@@ -281,7 +282,9 @@ SKILLGRID_AVX512BF16 void WeightGradPositions(const uint16_t* x, const uint16_t*
   const int64_t per_sample = g.tiles_per_sample(), tw = g.tiles_w();
   // Per-position blocks padded by 64 bytes, so that one tile's positions do not share an L1 set.
   const int64_t v_stride = kPairBlock * g.in * 2 + 32, e_stride = kPairBlock * g.out * 2 + 32;
-  std::vector<uint16_t> v(static_cast<size_t>(p_count * v_stride)), e(static_cast<size_t>(p_count * e_stride));
+  // Uninitialised: the products read only the pairs this block's transforms wrote.
+  const std::unique_ptr<uint16_t[]> v(new uint16_t[static_cast<size_t>(p_count * v_stride)]);
+  const std::unique_ptr<uint16_t[]> e(new uint16_t[static_cast<size_t>(p_count * e_stride)]);
   for (int64_t k0 = 0; k0 < pairs; k0 += kPairBlock) {
     const int64_t kn = std::min(kPairBlock, pairs - k0);
     for (int64_t k = k0; k < k0 + kn; ++k) {
@@ -352,12 +355,12 @@ SKILLGRID_AVX512BF16 void KernelGradTaps(const float* ghat, const Geometry& g, f
   }
 }
 
-// grad_bias (out) = dy summed over samples and cells, on one thread in cell order.
-void BiasGrad(const uint16_t* dy, const Geometry& g, float* gb) {
-  std::fill_n(gb, g.out, 0.0f);
+// grad_bias[o0..o1) = dy summed over samples and cells, in cell order.
+void BiasGrad(const uint16_t* dy, const Geometry& g, float* gb, int64_t o0, int64_t o1) {
+  std::fill(gb + o0, gb + o1, 0.0f);
   for (int64_t cell = 0; cell < g.n * g.h * g.w; ++cell) {
     const uint16_t* row = dy + cell * g.out;
-    for (int64_t o = 0; o < g.out; ++o) gb[o] += Bf16BitsToFloat(row[o]);
+    for (int64_t o = o0; o < o1; ++o) gb[o] += Bf16BitsToFloat(row[o]);
   }
 }
 
@@ -376,12 +379,14 @@ void WeightGradTiles(const uint16_t* x, const uint16_t* dy, const Geometry& g, f
   });
   std::vector<float> taps(static_cast<size_t>(g.out * 9 * g.in));
   at::parallel_for(0, g.out, 8, [&](int64_t o0, int64_t o1) { KernelGradTaps(ghat.get(), g, taps.data(), o0, o1); });
-  for (int64_t o = 0; o < g.out; ++o) {
-    for (int64_t i = 0; i < g.in; ++i) {
-      for (int64_t tap = 0; tap < 9; ++tap) gw[(o * g.in + i) * 9 + tap] = taps[static_cast<size_t>((o * 9 + tap) * g.in + i)];
+  at::parallel_for(0, g.out, 16, [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o) {
+      for (int64_t i = 0; i < g.in; ++i) {
+        for (int64_t tap = 0; tap < 9; ++tap) gw[(o * g.in + i) * 9 + tap] = taps[static_cast<size_t>((o * 9 + tap) * g.in + i)];
+      }
     }
-  }
-  if (gb != nullptr) BiasGrad(dy, g, gb);
+    if (gb != nullptr) BiasGrad(dy, g, gb, o0, o1);
+  });
 }
 
 #endif  // SKILLGRID_HAVE_WINOGRAD_CODE
