@@ -168,34 +168,32 @@ constexpr int64_t kPairBlock = 32;   // tile pairs per weight-gradient block (it
 // (Each parallel body is its own target function: lambdas do not inherit target attributes.)
 SKILLGRID_AVX512BF16 void TransformKernelPairs(const float* wt, int64_t in, int64_t out, uint16_t* u, int64_t q0,
                                                int64_t q1) {
-  {
-    for (int64_t q = q0; q < q1; ++q) {
-      for (int64_t o = 0; o < out; o += 16) {
-        __m512 uu[2][16];
-        for (int half = 0; half < 2; ++half) {
-          const float* gk = wt + (2 * q + half) * 9 * out + o;
-          __m512 g[3][3];
-          for (int ky = 0; ky < 3; ++ky) {
-            for (int kx = 0; kx < 3; ++kx) g[ky][kx] = _mm512_loadu_ps(gk + (ky * 3 + kx) * out);
-          }
-          const __m512 h = _mm512_set1_ps(0.5f);
-          __m512 t[4][3];  // G g
-          for (int kx = 0; kx < 3; ++kx) {
-            t[0][kx] = g[0][kx];
-            t[1][kx] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(g[0][kx], g[1][kx]), g[2][kx]));
-            t[2][kx] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(g[0][kx], g[1][kx]), g[2][kx]));
-            t[3][kx] = g[2][kx];
-          }
-          for (int a = 0; a < 4; ++a) {  // (G g) G^T
-            uu[half][4 * a + 0] = t[a][0];
-            uu[half][4 * a + 1] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(t[a][0], t[a][1]), t[a][2]));
-            uu[half][4 * a + 2] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(t[a][0], t[a][1]), t[a][2]));
-            uu[half][4 * a + 3] = t[a][2];
-          }
+  for (int64_t q = q0; q < q1; ++q) {
+    for (int64_t o = 0; o < out; o += 16) {
+      __m512 uu[2][16];
+      for (int half = 0; half < 2; ++half) {
+        const float* gk = wt + (2 * q + half) * 9 * out + o;
+        __m512 g[3][3];
+        for (int ky = 0; ky < 3; ++ky) {
+          for (int kx = 0; kx < 3; ++kx) g[ky][kx] = _mm512_loadu_ps(gk + (ky * 3 + kx) * out);
         }
-        for (int64_t p = 0; p < kPositions; ++p) {
-          StorePairsBf16(u + ((p * (in / 2) + q) * out + o) * 2, uu[0][p], uu[1][p]);
+        const __m512 h = _mm512_set1_ps(0.5f);
+        __m512 t[4][3];  // G g
+        for (int kx = 0; kx < 3; ++kx) {
+          t[0][kx] = g[0][kx];
+          t[1][kx] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(g[0][kx], g[1][kx]), g[2][kx]));
+          t[2][kx] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(g[0][kx], g[1][kx]), g[2][kx]));
+          t[3][kx] = g[2][kx];
         }
+        for (int a = 0; a < 4; ++a) {  // (G g) G^T
+          uu[half][4 * a + 0] = t[a][0];
+          uu[half][4 * a + 1] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(t[a][0], t[a][1]), t[a][2]));
+          uu[half][4 * a + 2] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(t[a][0], t[a][1]), t[a][2]));
+          uu[half][4 * a + 3] = t[a][2];
+        }
+      }
+      for (int64_t p = 0; p < kPositions; ++p) {
+        StorePairsBf16(u + ((p * (in / 2) + q) * out + o) * 2, uu[0][p], uu[1][p]);
       }
     }
   }
@@ -211,58 +209,56 @@ SKILLGRID_AVX512BF16 void ForwardChunks(const uint16_t* x, const uint16_t* u, co
                                         uint16_t* y, int64_t c0, int64_t c1) {
   const int64_t tiles = g.tiles();
   const int64_t per_sample = g.tiles_per_sample(), tw = g.tiles_w();
-  {
-    // Per-position blocks 64 bytes more than a multiple of 4 KB apart: the 16 positions of a
-    // tile would otherwise fall in one L1 set.
-    const int64_t v_stride = kChunkTiles * g.in + 32, m_stride = kChunkTiles * g.out + 16;
-    // Uninitialised: padding rows are zeroed below, and only rows the products wrote are read.
-    const std::unique_ptr<uint16_t[]> v(new uint16_t[static_cast<size_t>(kPositions * v_stride)]);
-    const std::unique_ptr<float[]> m(new float[static_cast<size_t>(kPositions * m_stride)]);
-    for (int64_t chunk = c0; chunk < c1; ++chunk) {
-      const int64_t first = chunk * kChunkTiles, count = std::min(kChunkTiles, tiles - first);
-      const int64_t rows = (count + kRows - 1) / kRows * kRows;
-      for (int64_t lt = 0; lt < rows; ++lt) {
-        if (lt >= count) {  // padding rows of the last block: zero, their products are dropped
-          for (int64_t p = 0; p < kPositions; ++p) std::fill_n(&v[p * v_stride + lt * g.in], g.in, uint16_t{0});
-          continue;
-        }
-        const int64_t t = first + lt, s = t / per_sample, ti = t % per_sample / tw, tj = t % per_sample % tw;
-        for (int64_t c = 0; c < g.in; c += 16) {
-          __m512 vv[16];
-          InputTileTransform(x + s * g.h * g.w * g.in, g, g.in, ti, tj, c, vv);
-          for (int64_t p = 0; p < kPositions; ++p) StoreBf16(&v[p * v_stride + lt * g.in + c], vv[p]);
+  // Per-position blocks 64 bytes more than a multiple of 4 KB apart: the 16 positions of a
+  // tile would otherwise fall in one L1 set.
+  const int64_t v_stride = kChunkTiles * g.in + 32, m_stride = kChunkTiles * g.out + 16;
+  // Uninitialised: padding rows are zeroed below, and only rows the products wrote are read.
+  const std::unique_ptr<uint16_t[]> v(new uint16_t[static_cast<size_t>(kPositions * v_stride)]);
+  const std::unique_ptr<float[]> m(new float[static_cast<size_t>(kPositions * m_stride)]);
+  for (int64_t chunk = c0; chunk < c1; ++chunk) {
+    const int64_t first = chunk * kChunkTiles, count = std::min(kChunkTiles, tiles - first);
+    const int64_t rows = (count + kRows - 1) / kRows * kRows;
+    for (int64_t lt = 0; lt < rows; ++lt) {
+      if (lt >= count) {  // padding rows of the last block: zero, their products are dropped
+        for (int64_t p = 0; p < kPositions; ++p) std::fill_n(&v[p * v_stride + lt * g.in], g.in, uint16_t{0});
+        continue;
+      }
+      const int64_t t = first + lt, s = t / per_sample, ti = t % per_sample / tw, tj = t % per_sample % tw;
+      for (int64_t c = 0; c < g.in; c += 16) {
+        __m512 vv[16];
+        InputTileTransform(x + s * g.h * g.w * g.in, g, g.in, ti, tj, c, vv);
+        for (int64_t p = 0; p < kPositions; ++p) StoreBf16(&v[p * v_stride + lt * g.in + c], vv[p]);
+      }
+    }
+    for (int64_t p = 0; p < kPositions; ++p) {
+      for (int64_t nb = 0; nb < g.out; nb += kCols) {
+        for (int64_t mb = 0; mb < rows; mb += kRows) {
+          MicroKernel<kRows, kVecs>(g.in / 2, &v[p * v_stride + mb * g.in], g.in / 2, 1, u + p * g.in * g.out + nb * 2,
+                                    g.out, &m[p * m_stride + mb * g.out + nb], g.out, false);
         }
       }
-      for (int64_t p = 0; p < kPositions; ++p) {
-        for (int64_t nb = 0; nb < g.out; nb += kCols) {
-          for (int64_t mb = 0; mb < rows; mb += kRows) {
-            MicroKernel<kRows, kVecs>(g.in / 2, &v[p * v_stride + mb * g.in], g.in / 2, 1, u + p * g.in * g.out + nb * 2,
-                                      g.out, &m[p * m_stride + mb * g.out + nb], g.out, false);
-          }
+    }
+    for (int64_t lt = 0; lt < count; ++lt) {
+      const int64_t t = first + lt, s = t / per_sample, ti = t % per_sample / tw, tj = t % per_sample % tw;
+      uint16_t* ys = y + s * g.h * g.w * g.out;
+      for (int64_t o = 0; o < g.out; o += 16) {
+        __m512 t4[2][4];  // A^T M
+        for (int b = 0; b < 4; ++b) {
+          const __m512 m0 = _mm512_loadu_ps(&m[(0 + b) * m_stride + lt * g.out + o]);
+          const __m512 m1 = _mm512_loadu_ps(&m[(4 + b) * m_stride + lt * g.out + o]);
+          const __m512 m2 = _mm512_loadu_ps(&m[(8 + b) * m_stride + lt * g.out + o]);
+          const __m512 m3 = _mm512_loadu_ps(&m[(12 + b) * m_stride + lt * g.out + o]);
+          t4[0][b] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+          t4[1][b] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
         }
-      }
-      for (int64_t lt = 0; lt < count; ++lt) {
-        const int64_t t = first + lt, s = t / per_sample, ti = t % per_sample / tw, tj = t % per_sample % tw;
-        uint16_t* ys = y + s * g.h * g.w * g.out;
-        for (int64_t o = 0; o < g.out; o += 16) {
-          __m512 t4[2][4];  // A^T M
-          for (int b = 0; b < 4; ++b) {
-            const __m512 m0 = _mm512_loadu_ps(&m[(0 + b) * m_stride + lt * g.out + o]);
-            const __m512 m1 = _mm512_loadu_ps(&m[(4 + b) * m_stride + lt * g.out + o]);
-            const __m512 m2 = _mm512_loadu_ps(&m[(8 + b) * m_stride + lt * g.out + o]);
-            const __m512 m3 = _mm512_loadu_ps(&m[(12 + b) * m_stride + lt * g.out + o]);
-            t4[0][b] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-            t4[1][b] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-          }
-          const __m512 bv = bias != nullptr ? _mm512_loadu_ps(bias + o) : _mm512_setzero_ps();
-          for (int i = 0; i < 2; ++i) {
-            const int64_t r = 2 * ti + i;
-            if (r >= g.h) break;
-            const __m512 out0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t4[i][0], t4[i][1]), t4[i][2]), bv);
-            const __m512 out1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t4[i][1], t4[i][2]), t4[i][3]), bv);
-            StoreBf16(ys + (r * g.w + 2 * tj) * g.out + o, out0);
-            if (2 * tj + 1 < g.w) StoreBf16(ys + (r * g.w + 2 * tj + 1) * g.out + o, out1);
-          }
+        const __m512 bv = bias != nullptr ? _mm512_loadu_ps(bias + o) : _mm512_setzero_ps();
+        for (int i = 0; i < 2; ++i) {
+          const int64_t r = 2 * ti + i;
+          if (r >= g.h) break;
+          const __m512 out0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t4[i][0], t4[i][1]), t4[i][2]), bv);
+          const __m512 out1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t4[i][1], t4[i][2]), t4[i][3]), bv);
+          StoreBf16(ys + (r * g.w + 2 * tj) * g.out + o, out0);
+          if (2 * tj + 1 < g.w) StoreBf16(ys + (r * g.w + 2 * tj + 1) * g.out + o, out1);
         }
       }
     }
