@@ -49,12 +49,11 @@ PolicyOutput ActorCriticImpl::ActFused(const Observation& obs, const at::Tensor&
   {
     const at::Tensor extra_rows = extra > 0 ? enc.head_extra.to(at::kFloat).contiguous() : at::Tensor();
     const float* h = new_memory.data_ptr<float>();
+    const float* x = extra > 0 ? extra_rows.data_ptr<float>() : nullptr;
     float* e = emb.data_ptr<float>();
     for (int64_t r = 0; r < n; ++r) {
       std::memcpy(e + r * emb_dim, h + r * 2 * hid, sizeof(float) * static_cast<size_t>(hid));
-      if (extra > 0) {
-        std::memcpy(e + r * emb_dim + hid, extra_rows.data_ptr<float>() + r * extra, sizeof(float) * static_cast<size_t>(extra));
-      }
+      if (extra > 0) std::memcpy(e + r * emb_dim + hid, x + r * extra, sizeof(float) * static_cast<size_t>(extra));
     }
   }
   // Actor and critic hidden layers side by side, one tanh over both.

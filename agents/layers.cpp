@@ -334,13 +334,15 @@ at::Tensor InstructionEncoderImpl::ForwardHost(const at::Tensor& tokens_in, cons
   at::Tensor gh = at::empty({u, 3 * h}, opts);
   std::vector<float> acts(static_cast<size_t>(3 * h));
   const int64_t* len = lengths.data_ptr<int64_t>();
+  const float* gi_rows = gi.data_ptr<float>();
+  float* gh_rows = gh.data_ptr<float>();
   float* s = state.data_ptr<float>();
   for (int64_t t = 0; t < steps; ++t) {
-    hh.Apply(s, h, u, gh.data_ptr<float>(), 3 * h, false);
+    hh.Apply(s, h, u, gh_rows, 3 * h, false);
     for (int64_t row = 0; row < u; ++row) {
       if (t >= len[row]) continue;  // the sequence ended: its state stays
-      GruActivateRow(gi.data_ptr<float>() + (row * steps + t) * 3 * h, gh.data_ptr<float>() + row * 3 * h, s + row * h,
-                     1.0f, h, acts.data(), s + row * h);
+      GruActivateRow(gi_rows + (row * steps + t) * 3 * h, gh_rows + row * 3 * h, s + row * h, 1.0f, h, acts.data(),
+                     s + row * h);
     }
   }
   return state;

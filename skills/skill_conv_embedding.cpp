@@ -110,7 +110,7 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
     // calls the forward (CPU only: not measured against cuDNN).
     const bool same_3x3 = kernels.size(3) == 3 && kernels.size(4) == 3 && stride == 1 && padding == 1;
     const bool flipped = bf16 && same_3x3 && x.device().is_cpu();
-    const at::Tensor flipped_kernels = flipped ? kernels.transpose(1, 2).flip({3, 4}).contiguous() : at::Tensor();
+    at::Tensor flipped_kernels;  // built on first use: not when every block's input gradient is Winograd
     int64_t offset = 0;
     for (size_t u = 0; u < rows.size(); ++u) {
       const auto i = static_cast<int64_t>(u);
@@ -131,8 +131,12 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
             {!flipped, !own_w, has_bias && !own_w});
       }
       if (flipped) {
-        gx = winograd_x ? WinogradConv3x3(gy, kernels[i], at::Tensor(), /*flip_transpose=*/true)
-                        : at::conv2d(gy, flipped_kernels[i], at::Tensor(), {1, 1}, {1, 1});
+        if (winograd_x) {
+          gx = WinogradConv3x3(gy, kernels[i], at::Tensor(), /*flip_transpose=*/true);
+        } else {
+          if (!flipped_kernels.defined()) flipped_kernels = kernels.transpose(1, 2).flip({3, 4}).contiguous();
+          gx = at::conv2d(gy, flipped_kernels[i], at::Tensor(), {1, 1}, {1, 1});
+        }
       }
       grad_x.narrow(0, offset, n).copy_(gx);
       if (amx) {

@@ -33,6 +33,14 @@ struct Geometry {
   int64_t tiles_w() const { return (w + 1) / 2; }
   int64_t tiles_per_sample() const { return (h + 1) / 2 * tiles_w(); }
   int64_t tiles() const { return n * tiles_per_sample(); }
+  /// Tile t's sample and its tile row and column in that sample's map.
+  struct Tile {
+    int64_t sample, row, col;
+  };
+  Tile TileAt(int64_t t) const {
+    const int64_t in_sample = t % tiles_per_sample();
+    return {t / tiles_per_sample(), in_sample / tiles_w(), in_sample % tiles_w()};
+  }
 };
 
 #ifdef SKILLGRID_HAVE_WINOGRAD_CODE
@@ -68,16 +76,17 @@ SKILLGRID_AVX512BF16 inline void StorePairsBf16(uint16_t* p, __m512 even, __m512
   _mm512_storeu_si512(p, _mm512_permutexvar_epi16(_mm512_load_si512(kInterleave), halves));
 }
 
-// V = B^T d B of the 4x4 input patch of tile (ti, tj) of sample xs (H, W, C channels-last) at
-// channels c..c+15, zero outside the map; v[4a + b] is position (a, b).
-SKILLGRID_AVX512BF16 inline void InputTileTransform(const uint16_t* xs, const Geometry& g, int64_t channels,
-                                                    int64_t ti, int64_t tj, int64_t c, __m512 v[16]) {
+// V = B^T d B of the 4x4 input patch of `tile` of x (N, H, W, C_in channels-last) at channels
+// c..c+15, zero outside the map; v[4a + b] is position (a, b).
+SKILLGRID_AVX512BF16 inline void InputTileTransform(const uint16_t* x, const Geometry& g, Geometry::Tile tile,
+                                                    int64_t c, __m512 v[16]) {
+  const uint16_t* xs = x + tile.sample * g.h * g.w * g.in;
   __m512 d[4][4];
   for (int a = 0; a < 4; ++a) {
-    const int64_t r = 2 * ti - 1 + a;
+    const int64_t r = 2 * tile.row - 1 + a;
     for (int b = 0; b < 4; ++b) {
-      const int64_t col = 2 * tj - 1 + b;
-      d[a][b] = (r >= 0 && r < g.h && col >= 0 && col < g.w) ? LoadBf16(xs + (r * g.w + col) * channels + c)
+      const int64_t col = 2 * tile.col - 1 + b;
+      d[a][b] = (r >= 0 && r < g.h && col >= 0 && col < g.w) ? LoadBf16(xs + (r * g.w + col) * g.in + c)
                                                                 : _mm512_setzero_ps();
     }
   }
@@ -96,15 +105,16 @@ SKILLGRID_AVX512BF16 inline void InputTileTransform(const uint16_t* xs, const Ge
   }
 }
 
-// E = A dy A^T of the 2x2 output-gradient tile (ti, tj) of sample dys at channels c..c+15 (zero
-// outside the map): the factor the weight gradient multiplies V by at each position.
-SKILLGRID_AVX512BF16 inline void OutputGradTileTransform(const uint16_t* dys, const Geometry& g, int64_t ti,
-                                                         int64_t tj, int64_t c, __m512 e[16]) {
+// E = A dy A^T of the 2x2 output-gradient `tile` of dy (N, H, W, C_out) at channels c..c+15
+// (zero outside the map): the factor the weight gradient multiplies V by at each position.
+SKILLGRID_AVX512BF16 inline void OutputGradTileTransform(const uint16_t* dy, const Geometry& g, Geometry::Tile tile,
+                                                         int64_t c, __m512 e[16]) {
+  const uint16_t* dys = dy + tile.sample * g.h * g.w * g.out;
   __m512 y[2][2];
   for (int i = 0; i < 2; ++i) {
-    const int64_t r = 2 * ti + i;
+    const int64_t r = 2 * tile.row + i;
     for (int j = 0; j < 2; ++j) {
-      const int64_t col = 2 * tj + j;
+      const int64_t col = 2 * tile.col + j;
       y[i][j] = (r < g.h && col < g.w) ? LoadBf16(dys + (r * g.w + col) * g.out + c) : _mm512_setzero_ps();
     }
   }
@@ -208,7 +218,6 @@ void TransformKernel(const float* wt, int64_t in, int64_t out, uint16_t* u) {
 SKILLGRID_AVX512BF16 void ForwardChunks(const uint16_t* x, const uint16_t* u, const float* bias, const Geometry& g,
                                         uint16_t* y, int64_t c0, int64_t c1) {
   const int64_t tiles = g.tiles();
-  const int64_t per_sample = g.tiles_per_sample(), tw = g.tiles_w();
   // Per-position blocks 64 bytes more than a multiple of 4 KB apart: the 16 positions of a
   // tile would otherwise fall in one L1 set.
   const int64_t v_stride = kChunkTiles * g.in + 32, m_stride = kChunkTiles * g.out + 16;
@@ -223,10 +232,10 @@ SKILLGRID_AVX512BF16 void ForwardChunks(const uint16_t* x, const uint16_t* u, co
         for (int64_t p = 0; p < kPositions; ++p) std::fill_n(&v[p * v_stride + lt * g.in], g.in, uint16_t{0});
         continue;
       }
-      const int64_t t = first + lt, s = t / per_sample, ti = t % per_sample / tw, tj = t % per_sample % tw;
+      const Geometry::Tile tile = g.TileAt(first + lt);
       for (int64_t c = 0; c < g.in; c += 16) {
         __m512 vv[16];
-        InputTileTransform(x + s * g.h * g.w * g.in, g, g.in, ti, tj, c, vv);
+        InputTileTransform(x, g, tile, c, vv);
         for (int64_t p = 0; p < kPositions; ++p) StoreBf16(&v[p * v_stride + lt * g.in + c], vv[p]);
       }
     }
@@ -239,8 +248,8 @@ SKILLGRID_AVX512BF16 void ForwardChunks(const uint16_t* x, const uint16_t* u, co
       }
     }
     for (int64_t lt = 0; lt < count; ++lt) {
-      const int64_t t = first + lt, s = t / per_sample, ti = t % per_sample / tw, tj = t % per_sample % tw;
-      uint16_t* ys = y + s * g.h * g.w * g.out;
+      const Geometry::Tile tile = g.TileAt(first + lt);
+      uint16_t* ys = y + tile.sample * g.h * g.w * g.out;
       for (int64_t o = 0; o < g.out; o += 16) {
         __m512 t4[2][4];  // A^T M
         for (int b = 0; b < 4; ++b) {
@@ -253,12 +262,12 @@ SKILLGRID_AVX512BF16 void ForwardChunks(const uint16_t* x, const uint16_t* u, co
         }
         const __m512 bv = bias != nullptr ? _mm512_loadu_ps(bias + o) : _mm512_setzero_ps();
         for (int i = 0; i < 2; ++i) {
-          const int64_t r = 2 * ti + i;
+          const int64_t r = 2 * tile.row + i;
           if (r >= g.h) break;
           const __m512 out0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t4[i][0], t4[i][1]), t4[i][2]), bv);
           const __m512 out1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t4[i][1], t4[i][2]), t4[i][3]), bv);
-          StoreBf16(ys + (r * g.w + 2 * tj) * g.out + o, out0);
-          if (2 * tj + 1 < g.w) StoreBf16(ys + (r * g.w + 2 * tj + 1) * g.out + o, out1);
+          StoreBf16(ys + (r * g.w + 2 * tile.col) * g.out + o, out0);
+          if (2 * tile.col + 1 < g.w) StoreBf16(ys + (r * g.w + 2 * tile.col + 1) * g.out + o, out1);
         }
       }
     }
@@ -277,7 +286,6 @@ void ForwardTiles(const uint16_t* x, const uint16_t* u, const float* bias, const
 SKILLGRID_AVX512BF16 void WeightGradPositions(const uint16_t* x, const uint16_t* dy, const Geometry& g,
                                               int64_t p_first, int64_t p_count, float* ghat) {
   const int64_t tiles = g.tiles(), pairs = (tiles + 1) / 2;
-  const int64_t per_sample = g.tiles_per_sample(), tw = g.tiles_w();
   // Per-position blocks padded by 64 bytes, so that one tile's positions do not share an L1 set.
   const int64_t v_stride = kPairBlock * g.in * 2 + 32, e_stride = kPairBlock * g.out * 2 + 32;
   // Uninitialised: the products read only the pairs this block's transforms wrote.
@@ -287,14 +295,13 @@ SKILLGRID_AVX512BF16 void WeightGradPositions(const uint16_t* x, const uint16_t*
     const int64_t kn = std::min(kPairBlock, pairs - k0);
     for (int64_t k = k0; k < k0 + kn; ++k) {
       __m512 even[16], odd[16];
-      const int64_t t0 = 2 * k, t1 = 2 * k + 1;
-      const int64_t s0 = t0 / per_sample, s1 = t1 / per_sample;
-      const int64_t ti0 = t0 % per_sample / tw, tj0 = t0 % per_sample % tw;
-      const int64_t ti1 = t1 % per_sample / tw, tj1 = t1 % per_sample % tw;
+      // The pair's second tile is missing (zero) when the tile count is odd.
+      const Geometry::Tile tile0 = g.TileAt(2 * k), tile1 = g.TileAt(2 * k + 1);
+      const bool has_odd = 2 * k + 1 < tiles;
       for (int64_t c = 0; c < g.in; c += 16) {
-        InputTileTransform(x + s0 * g.h * g.w * g.in, g, g.in, ti0, tj0, c, even);
-        if (t1 < tiles) {
-          InputTileTransform(x + s1 * g.h * g.w * g.in, g, g.in, ti1, tj1, c, odd);
+        InputTileTransform(x, g, tile0, c, even);
+        if (has_odd) {
+          InputTileTransform(x, g, tile1, c, odd);
         } else {
           for (__m512& z : odd) z = _mm512_setzero_ps();
         }
@@ -303,9 +310,9 @@ SKILLGRID_AVX512BF16 void WeightGradPositions(const uint16_t* x, const uint16_t*
         }
       }
       for (int64_t c = 0; c < g.out; c += 16) {
-        OutputGradTileTransform(dy + s0 * g.h * g.w * g.out, g, ti0, tj0, c, even);
-        if (t1 < tiles) {
-          OutputGradTileTransform(dy + s1 * g.h * g.w * g.out, g, ti1, tj1, c, odd);
+        OutputGradTileTransform(dy, g, tile0, c, even);
+        if (has_odd) {
+          OutputGradTileTransform(dy, g, tile1, c, odd);
         } else {
           for (__m512& z : odd) z = _mm512_setzero_ps();
         }
