@@ -52,7 +52,7 @@ std::vector<RouterReport> CollectRouting(torch::nn::Module& model) {
 namespace {
 
 nlohmann::json MatrixToJson(const at::Tensor& matrix) {
-  const auto m = matrix.to(at::kDouble).contiguous();
+  const auto m = matrix.to(at::kCPU, at::kDouble).contiguous();
   nlohmann::json rows = nlohmann::json::array();
   for (int64_t i = 0; i < m.size(0); ++i) {
     const double* row = m[i].data_ptr<double>();

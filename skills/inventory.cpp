@@ -257,17 +257,19 @@ static void CheckWeights(const SkillWeights& weights, int64_t n_skills, int64_t 
               " (router and inventory disagree on n_splits or n_skills)");
 }
 
-LowRankFactors SkillInventoryImpl::MixLowRank(const SkillWeights& weights) const {
+LowRankFactors SkillInventoryImpl::MixLowRank(const SkillWeights& weights_in) const {
   TORCH_CHECK(is_low_rank(), "SkillInventory: MixLowRank needs low-rank skills, kind is ", InventoryKindName(options.kind()));
-  CheckWeights(weights, n_skills_, n_splits_);
+  CheckWeights(weights_in, n_skills_, n_splits_);
+  const SkillWeights weights = weights_in.To(lora_a_.device());
   const double scale = 1.0 / static_cast<double>(options.rank());
   return {MixAlongInput(weights.for_a, lora_a_), MixAlongOutput(weights.for_b, lora_b_) * scale};
 }
 
-SideBySideFactors SkillInventoryImpl::MixLowRankSideBySide(const SkillWeights& weights) const {
+SideBySideFactors SkillInventoryImpl::MixLowRankSideBySide(const SkillWeights& weights_in) const {
   TORCH_CHECK(is_low_rank(), "SkillInventory: MixLowRankSideBySide needs low-rank skills, kind is ",
               InventoryKindName(options.kind()));
-  CheckWeights(weights, n_skills_, n_splits_);
+  CheckWeights(weights_in, n_skills_, n_splits_);
+  const SkillWeights weights = weights_in.To(lora_a_.device());
   const int64_t u = weights.for_a.size(0), r = options.rank();
   const auto dtype = lora_a_.scalar_type();
   const bool fusable = n_splits_ == 1 && lora_a_.size(0) == n_skills_ && lora_b_.size(0) == n_skills_ &&
@@ -283,8 +285,10 @@ SideBySideFactors SkillInventoryImpl::MixLowRankSideBySide(const SkillWeights& w
   return {f.a.permute({1, 0, 2}).reshape({d_in_, u * r}), f.b.reshape({u * r, d_out_})};
 }
 
-at::Tensor SkillInventoryImpl::MixDelta(const SkillWeights& weights) const {
-  CheckWeights(weights, n_skills_, n_splits_);
+at::Tensor SkillInventoryImpl::MixDelta(const SkillWeights& weights_in) const {
+  CheckWeights(weights_in, n_skills_, n_splits_);
+  const at::Tensor& any_parameter = is_low_rank() ? lora_a_ : dense_delta_.defined() ? dense_delta_ : sparse_values_;
+  const SkillWeights weights = weights_in.To(any_parameter.device());
   switch (options.kind()) {
     case InventoryKind::kLowRank: {
       const auto factors = MixLowRank(weights);
@@ -312,7 +316,7 @@ at::Tensor SkillInventoryImpl::MixDelta(const SkillWeights& weights) const {
 at::Tensor SkillInventoryImpl::MixBiasDelta(const SkillWeights& weights) const {
   if (!bias_delta_.defined()) return at::Tensor();
   CheckWeights(weights, n_skills_, n_splits_);
-  return MixAlongOutput(weights.for_b, bias_delta_.unsqueeze(1)).squeeze(1);
+  return MixAlongOutput(weights.To(bias_delta_.device()).for_b, bias_delta_.unsqueeze(1)).squeeze(1);
 }
 
 }  // namespace skillgrid::skills

@@ -156,6 +156,11 @@ struct NormalisedRelaxedBernoulliFn : public torch::autograd::Function<Normalise
 
 }  // namespace
 
+SkillWeights SkillWeights::To(const at::Device& device) const {
+  if (for_a.device() == device && for_b.device() == device) return *this;
+  return {for_a.to(device), for_b.to(device)};
+}
+
 at::Tensor DrawRoutingUniform(const at::Tensor& logits) {
   const RelaxedBernoulliLimits l = LimitsFor(logits);
   at::NoGradGuard no_grad;
@@ -254,7 +259,7 @@ at::Tensor RouterImpl::ScoresForTasks(const at::Tensor& tasks, bool sample) cons
       return allocation_.index_select(0, tasks).view({u, h, s});
     case RouterKind::kMu:
     case RouterKind::kAdaMix:
-      return at::ones({u, h, s});
+      return at::ones({u, h, s}, at::TensorOptions().device(tasks.device()));
   }
   return at::Tensor();
 }
@@ -268,20 +273,23 @@ SkillWeights RouterImpl::WeightsForTasks(const at::Tensor& tasks) {
 
 SkillWeights RouterImpl::WeightsForCheckedTasks(const at::Tensor& tasks_long) {
   const int64_t u = tasks_long.size(0), h = n_splits(), s = n_skills();
+  // Parameter-free routers build their weights on the tasks' device (the network's).
+  const auto on_device = at::TensorOptions().device(tasks_long.device());
   if (options.kind() == RouterKind::kMu) {
-    const auto w = at::full({u, h, s}, 1.0 / static_cast<double>(s));
+    const auto w = at::full({u, h, s}, 1.0 / static_cast<double>(s), on_device);
     return {w, w};
   }
   if (options.kind() == RouterKind::kAdaMix) {
     if (!is_training()) {
-      const auto w = at::full({u, h, s}, 1.0 / static_cast<double>(s));
+      const auto w = at::full({u, h, s}, 1.0 / static_cast<double>(s), on_device);
       return {w, w};
     }
     // One uniform draw per forward call for the whole batch; A and B draw independently, as
-    // AdaMix does when neither projection is shared.
-    const auto pick = at::randint(s, {2}, RoutingGenerator(), at::TensorOptions().dtype(at::kLong));
-    const auto one_hot_a = at::zeros({u, h, s}).index_fill_(2, pick.narrow(0, 0, 1), 1.0);
-    const auto one_hot_b = at::zeros({u, h, s}).index_fill_(2, pick.narrow(0, 1, 1), 1.0);
+    // AdaMix does when neither projection is shared. Drawn on the host (the routing generator
+    // is a CPU one), so a seed gives the same picks on every device.
+    const auto pick = at::randint(s, {2}, RoutingGenerator(), at::TensorOptions().dtype(at::kLong)).to(tasks_long.device());
+    const auto one_hot_a = at::zeros({u, h, s}, on_device).index_fill_(2, pick.narrow(0, 0, 1), 1.0);
+    const auto one_hot_b = at::zeros({u, h, s}, on_device).index_fill_(2, pick.narrow(0, 1, 1), 1.0);
     return {one_hot_a, one_hot_b};
   }
   if (options.kind() == RouterKind::kPoly && is_training() && options.relaxed_bernoulli() &&
@@ -303,7 +311,10 @@ SkillWeights RouterImpl::forward(const TaskBatch& batch) {
 }
 
 at::Tensor RouterImpl::Probabilities() const {
-  const auto all_tasks = at::arange(n_tasks(), at::TensorOptions().dtype(at::kLong));
+  // On the device of the router's logits or allocation (index_select needs its index there).
+  const at::Tensor& state = logits_.defined() ? logits_ : allocation_;
+  const auto device = state.defined() ? state.device() : at::Device(at::kCPU);
+  const auto all_tasks = at::arange(n_tasks(), at::TensorOptions().dtype(at::kLong).device(device));
   return ScoresForTasks(all_tasks, /*sample=*/false).detach();
 }
 

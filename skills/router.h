@@ -75,6 +75,9 @@ struct SkillWeights {
   at::Tensor for_a;
   /// Weights for the output-side factor (low-rank B, bias deltas).
   at::Tensor for_b;
+  /// These weights on `device`, copied only when elsewhere. Parameter-free routers (Mu, AdaMix)
+  /// build their eval weights on the host; inventories on a CUDA device mix with them.
+  SkillWeights To(const at::Device& device) const;
 };
 
 /// While alive, routing draws on the calling thread (Poly's relaxed-Bernoulli noise, AdaMix's

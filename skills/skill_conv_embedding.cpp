@@ -374,8 +374,8 @@ at::Tensor SkillConv2dImpl::ForwardBaseAndLowRankBf16(const at::Tensor& x, const
     z = at::conv2d(xb, ConvOperand(a_kernels, true), {}, stride, padding);
   }
   // Each row keeps its own task's r channels; then (N H' W', U*r) x (U*r, out) adds A_t B_t.
-  const at::Tensor keep = (at::arange(ur, batch.slot_of_row.options()).div(r, "floor").unsqueeze(0) ==
-                           batch.slot_of_row.to(x.device()).unsqueeze(1))
+  const at::Tensor slots = batch.slot_of_row.to(x.device());
+  const at::Tensor keep = (at::arange(ur, slots.options()).div(r, "floor").unsqueeze(0) == slots.unsqueeze(1))
                               .to(at::kBFloat16)
                               .view({x.size(0), ur, 1, 1});
   const at::Tensor rows = (z * keep).permute({0, 2, 3, 1}).reshape({-1, ur}).to(at::kFloat);
@@ -405,6 +405,7 @@ torch::nn::Conv2d SkillConv2dImpl::ExportTask(int64_t task) const {
                               .stride(options.stride())
                               .padding(options.padding())
                               .bias(bias.defined()));
+  plain->to(kernel.device());  // the export lives where the layer does
   plain->weight.copy_(kernel);
   if (bias.defined()) plain->bias.copy_(bias);
   return plain;
@@ -459,7 +460,9 @@ at::Tensor SkillEmbeddingImpl::EffectiveTable(int64_t task) const {
 torch::nn::Embedding SkillEmbeddingImpl::ExportTask(int64_t task) const {
   torch::NoGradGuard no_grad;
   torch::nn::Embedding plain(options.num_embeddings(), options.embedding_dim());
-  plain->weight.copy_(EffectiveTable(task));
+  const at::Tensor table = EffectiveTable(task);
+  plain->to(table.device());  // the export lives where the layer does
+  plain->weight.copy_(table);
   return plain;
 }
 

@@ -85,7 +85,7 @@ class SkillConv2dImpl : public torch::nn::Cloneable<SkillConv2dImpl> {
   std::pair<at::Tensor, at::Tensor> BatchKernels(const TaskBatch& batch);
   /// The effective kernel (C_out, C_in, k, k) and bias of one task under eval routing.
   std::pair<at::Tensor, at::Tensor> EffectiveWeights(int64_t task) const;
-  /// A plain torch Conv2d holding one task's effective weights.
+  /// A plain torch Conv2d holding one task's effective weights, on this layer's device.
   torch::nn::Conv2d ExportTask(int64_t task) const;
 
   /// The base (shared theta_0) convolution.
@@ -148,7 +148,7 @@ class SkillEmbeddingImpl : public torch::nn::Cloneable<SkillEmbeddingImpl> {
   at::Tensor forward(const at::Tensor& indices, const TaskBatch& batch);
   /// The effective table (num_embeddings, embedding_dim) of one task under eval routing.
   at::Tensor EffectiveTable(int64_t task) const;
-  /// A plain torch Embedding holding one task's effective table.
+  /// A plain torch Embedding holding one task's effective table, on this layer's device.
   torch::nn::Embedding ExportTask(int64_t task) const;
 
   /// The base (shared theta_0) table.

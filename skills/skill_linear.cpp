@@ -299,8 +299,9 @@ std::pair<at::Tensor, at::Tensor> SkillLinearImpl::TaskWeightsAndBiases(const Sk
   if (skills_->is_low_rank()) {
     // (A_t B_t)^T / r = B_t^T A_t^T / r, laid out (U, out, in) like the base weight; the 1/r
     // scale rides on baddbmm's alpha instead of costing an op of its own.
-    const auto mixed_a = MixAlongInput(weights.for_a, skills_->lora_a());
-    const auto mixed_b = MixAlongOutput(weights.for_b, skills_->lora_b());
+    const SkillWeights on_device = weights.To(skills_->lora_a().device());
+    const auto mixed_a = MixAlongInput(on_device.for_a, skills_->lora_a());
+    const auto mixed_b = MixAlongOutput(on_device.for_b, skills_->lora_b());
     task_weights = at::baddbmm(base_->weight.unsqueeze(0).expand({mixed_a.size(0), out, in}), mixed_b.transpose(1, 2),
                                mixed_a.transpose(1, 2), /*beta=*/1.0,
                                /*alpha=*/1.0 / static_cast<double>(skills_->options.rank()));
@@ -450,6 +451,7 @@ torch::nn::Linear SkillLinearImpl::ExportTask(int64_t task) const {
   const auto [weight, bias] = EffectiveWeights(task);
   const bool has_bias = bias.defined();
   torch::nn::Linear plain(torch::nn::LinearOptions(options.in_features(), options.out_features()).bias(has_bias));
+  plain->to(weight.device());  // the export lives where the layer does
   plain->weight.copy_(weight);
   if (has_bias) plain->bias.copy_(bias);
   return plain;

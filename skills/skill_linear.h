@@ -118,7 +118,8 @@ class SkillLinearImpl : public torch::nn::Cloneable<SkillLinearImpl> {
   /// The effective dense weight (out, in) and bias (out, or undefined) of one task under eval
   /// routing: base + mixed delta.
   std::pair<at::Tensor, at::Tensor> EffectiveWeights(int64_t task) const;
-  /// A plain torch Linear holding one task's effective weights, for single-task deployment.
+  /// A plain torch Linear holding one task's effective weights (on this layer's device), for
+  /// single-task deployment.
   torch::nn::Linear ExportTask(int64_t task) const;
 
   /// The base (shared theta_0) layer.

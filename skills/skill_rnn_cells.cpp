@@ -46,6 +46,7 @@ void CopyGateWeights(Cell& plain, const SkillLinear& input_map, const SkillLinea
   torch::NoGradGuard no_grad;
   const auto [w_ih, b_ih] = input_map->EffectiveWeights(task);
   const auto [w_hh, b_hh] = hidden_map->EffectiveWeights(task);
+  plain->to(w_ih.device());  // the export lives where the cell does
   plain->weight_ih.copy_(w_ih);
   plain->weight_hh.copy_(w_hh);
   if (b_ih.defined()) plain->bias_ih.copy_(b_ih);

@@ -46,7 +46,7 @@ class SkillLSTMCellImpl : public torch::nn::Cloneable<SkillLSTMCellImpl> {
   /// One step: x (N, input), state (h, c) each (N, hidden) or undefined for zeros -> (h', c').
   std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& x, const TaskBatch& batch,
                                              const std::tuple<at::Tensor, at::Tensor>& state = {});
-  /// A plain torch LSTMCell holding one task's effective weights.
+  /// A plain torch LSTMCell holding one task's effective weights, on this cell's device.
   torch::nn::LSTMCell ExportTask(int64_t task) const;
 
   /// The input-to-hidden map (4*hidden outputs).
@@ -79,7 +79,7 @@ class SkillGRUCellImpl : public torch::nn::Cloneable<SkillGRUCellImpl> {
 
   /// One step: x (N, input), h (N, hidden) or undefined for zeros -> h'.
   at::Tensor forward(const at::Tensor& x, const TaskBatch& batch, const at::Tensor& hidden = {});
-  /// A plain torch GRUCell holding one task's effective weights.
+  /// A plain torch GRUCell holding one task's effective weights, on this cell's device.
   torch::nn::GRUCell ExportTask(int64_t task) const;
 
   /// The input-to-hidden map (3*hidden outputs).

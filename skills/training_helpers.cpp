@@ -24,7 +24,7 @@ at::Tensor NegLogIbpPrior(const at::Tensor& logits, const IbpPriorOptions& optio
   const auto soft = at::sigmoid(logits);
   const auto hard = (soft > 0.5).to(soft.scalar_type()) + soft - soft.detach();  // straight-through
   const auto uses = hard.sum(0);                                                  // m_j, (S)
-  const auto binary = (soft.detach() > 0.5).to(at::kLong).t().contiguous();      // columns as rows
+  const auto binary = (soft.detach() > 0.5).to(at::kLong).t().contiguous().cpu();  // columns as rows, read on the host
   // K_h: how many active skills share each column pattern ("history"); a constant for autograd.
   std::map<std::vector<int64_t>, int64_t> history_counts;
   std::vector<int64_t> active;
@@ -38,7 +38,7 @@ at::Tensor NegLogIbpPrior(const at::Tensor& logits, const IbpPriorOptions& optio
   auto log_prior = at::zeros({}, logits.options());
   for (const auto& [pattern, count] : history_counts) log_prior = log_prior - std::lgamma(static_cast<double>(count) + 1.0);
   if (!active.empty()) {
-    const auto m = uses.index_select(0, at::tensor(active, at::TensorOptions().dtype(at::kLong)));
+    const auto m = uses.index_select(0, at::tensor(active, at::TensorOptions().dtype(at::kLong)).to(uses.device()));
     log_prior = log_prior + (at::lgamma(static_cast<double>(t) - m + 1.0) + at::lgamma(m)).sum();
   }
   if (options.include_alpha_terms) {
@@ -52,13 +52,16 @@ at::Tensor NegLogIbpPrior(const at::Tensor& logits, const IbpPriorOptions& optio
 }
 
 at::Tensor NegLogIbpPrior(torch::nn::Module& model, const IbpPriorOptions& options) {
-  at::Tensor total = at::zeros({});
+  at::Tensor total;  // on the routers' device
   ForEachRouter(model, [&](const std::string&, RouterImpl& router) {
     if (router.kind() != RouterKind::kPoly) return;
     const auto heads = router.logits().view({router.n_tasks(), router.n_splits(), router.n_skills()});
-    for (int64_t q = 0; q < router.n_splits(); ++q) total = total + NegLogIbpPrior(heads.select(1, q), options);
+    for (int64_t q = 0; q < router.n_splits(); ++q) {
+      const at::Tensor term = NegLogIbpPrior(heads.select(1, q), options);
+      total = total.defined() ? total + term : term;
+    }
   });
-  return total;
+  return total.defined() ? total : at::zeros({});
 }
 
 at::Tensor AdaMixConsistencyLoss(const at::Tensor& logits_a, const at::Tensor& logits_b) {

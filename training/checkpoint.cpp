@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <torch/cuda.h>
 #include <torch/serialize.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -68,7 +69,7 @@ void WriteJson(torch::serialize::OutputArchive& archive, const std::string& key,
 nlohmann::json ReadJson(torch::serialize::InputArchive& archive, const std::string& key) {
   at::Tensor t;
   archive.read(key, t);
-  t = t.contiguous();
+  t = t.to(at::kCPU).contiguous();
   const std::string text(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()), static_cast<size_t>(t.numel()));
   return nlohmann::json::parse(text);
 }
@@ -77,7 +78,7 @@ nlohmann::json ReadCheckpointMeta(const std::string& path) {
   if (!fs::exists(path)) throw RunError("checkpoint " + path + " does not exist");
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    archive.load_from(path, at::Device(at::kCPU));  // also a CUDA run's checkpoint, on any build
     nlohmann::json meta = ReadJson(archive, "meta_json");
     if (meta.value("format", "") != "skillgrid-checkpoint-1") {
       throw RunError("checkpoint " + path + " is not a skillgrid checkpoint (format '" + meta.value("format", "") + "')");
@@ -120,6 +121,12 @@ void CheckSameArchitecture(const nlohmann::json& checkpoint_model, const agents:
 }
 
 LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& device, const std::string& precision) {
+  if (device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
+    throw ConfigError("--device must be cpu or cuda, got '" + device + "'");
+  }
+  if (device != "cpu" && !torch::cuda::is_available()) {
+    throw ConfigError("--device " + device + ": no CUDA device is available to this build of LibTorch");
+  }
   LoadedModel out;
   out.meta = ReadCheckpointMeta(checkpoint_path);
   agents::ModelOptions options("small");
@@ -135,7 +142,7 @@ LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& dev
   CheckPrecision(conv_precision, options.arch());
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint_path);
+    archive.load_from(checkpoint_path, at::Device(at::kCPU));  // moved to `device` below
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
     out.model->load(model_archive);

@@ -52,7 +52,8 @@ struct LoadedModel {
 
 /// Builds the network described by a checkpoint and loads its weights. Its convolutions run in
 /// `precision` (fp32 | bf16), or when that is empty in the precision the run trained with, as
-/// its periodic evaluations did. Throws RunError (ConfigError for a bad precision).
+/// its periodic evaluations did. Loads checkpoints saved on any device. Throws RunError
+/// (ConfigError for a bad precision, or a device that is not cpu / cuda[:N] or not available).
 LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& device,
                       const std::string& precision = "");
 

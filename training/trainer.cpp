@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
@@ -301,6 +302,12 @@ struct Trainer::Impl {
       std::lock_guard<std::mutex> lock(gen.mutex());
       archive.write("rng_cpu", gen.get_state());
     }
+    if (device.is_cuda()) {
+      // Action sampling and Poly's routing noise draw from the device's generator there.
+      at::Generator gen = at::globalContext().defaultGenerator(device);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      archive.write("rng_cuda", gen.get_state());
+    }
     archive.write("memory", memory.to(at::kCPU));
     archive.write("mask", mask.to(at::kCPU));
     nlohmann::json meta = {{"format", "skillgrid-checkpoint-1"},
@@ -330,7 +337,8 @@ struct Trainer::Impl {
                      "resume with the run's own config.json");
     }
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    // Onto this run's device, whichever one saved it: parameters and Adam state must meet there.
+    archive.load_from(path, device);
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
     model->load(model_archive);
@@ -348,7 +356,13 @@ struct Trainer::Impl {
     {
       at::Generator gen = CpuGenerator();
       std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(rng);
+      gen.set_state(rng.to(at::kCPU));  // generator states are host byte tensors
+    }
+    at::Tensor rng_cuda;
+    if (device.is_cuda() && archive.try_read("rng_cuda", rng_cuda)) {  // absent when a CPU run saved it
+      at::Generator gen = at::globalContext().defaultGenerator(device);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(rng_cuda.to(at::kCPU));
     }
     memory = mem.to(device);
     mask = msk.to(device);

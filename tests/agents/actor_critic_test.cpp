@@ -14,6 +14,7 @@
 #include "agents/layers.h"
 #include "agents/observation.h"
 #include "skills/task_batch.h"
+#include "tests/cuda_util.h"
 
 namespace skillgrid::agents {
 namespace {
@@ -369,6 +370,128 @@ TEST(Observation, DeduplicatesInstructionsPerTask) {
   EXPECT_EQ(obs.instr_index.size(0), 8);
   const Observation obs3 = SyntheticBatch(12, 3, 1);
   EXPECT_EQ(obs3.instr_tokens.size(0), 6);
+}
+
+
+// The same network twice, the second copy on the CUDA device: same options, the first's state.
+std::pair<ActorCritic, ActorCritic> HostAndDeviceCopies(const ModelOptions& options) {
+  at::manual_seed(3);
+  ActorCritic host(options);
+  ActorCritic device(options);
+  {
+    torch::NoGradGuard no_grad;
+    auto params = device->named_parameters();
+    for (const auto& item : host->named_parameters()) params[item.key()].copy_(item.value());
+    auto buffers = device->named_buffers();
+    for (const auto& item : host->named_buffers()) buffers[item.key()].copy_(item.value());
+  }
+  device->to(at::Device(at::kCUDA));
+  return {host, device};
+}
+
+// One Act on each copy; the device's outputs come back to the host.
+std::pair<PolicyOutput, PolicyOutput> ActOnBoth(ActorCritic& host, ActorCritic& device, const Observation& obs,
+                                                const at::Tensor& memory) {
+  const at::Device cuda(at::kCUDA);
+  const PolicyOutput h = host->Act(obs, memory, skills::TaskBatch::FromTaskIds(obs.task_ids));
+  const PolicyOutput d =
+      device->Act(obs.To(cuda), memory.to(cuda), skills::TaskBatch::FromTaskIds(obs.task_ids.to(cuda)));
+  EXPECT_EQ(d.log_probs.device().type(), at::kCUDA);
+  return {h, d};
+}
+
+TEST(ActorCritic_CUDA, ActMatchesTheCpuForEveryArchitectureAndRouter) {
+  // Without autograd the CPU takes the fused host paths (trunk, Act, instruction GRU); the device
+  // must take ATen's and agree with them.
+  SKILLGRID_REQUIRE_CUDA();
+  using cuda_test::RelativeMaxError;
+  torch::NoGradGuard no_grad;
+  for (const std::string arch : {"bow_endpool_res", "expert_filmcnn", "small"}) {
+    for (const std::string router : {"none", "shared", "private", "poly", "mhr", "mu", "adamix"}) {
+      auto [host, device] = HostAndDeviceCopies(Options(arch, router, 3));
+      host->eval();  // batch-norm running statistics and no routing noise
+      device->eval();
+      const Observation obs = SyntheticBatch(6, 3, 1);
+      const at::Tensor memory = at::randn({6, host->memory_size()});
+      const auto [h, d] = ActOnBoth(host, device, obs, memory);
+      EXPECT_LE(RelativeMaxError(d.log_probs, h.log_probs), cuda_test::kCudaTolerance) << arch << "/" << router;
+      EXPECT_LE(RelativeMaxError(d.values, h.values), cuda_test::kCudaTolerance) << arch << "/" << router;
+      EXPECT_LE(RelativeMaxError(d.memory, h.memory), cuda_test::kCudaTolerance) << arch << "/" << router;
+      // skills.json snapshots read the routers' eval weights back from the device.
+      const nlohmann::json a = host->RoutingSnapshot(), b = device->RoutingSnapshot();
+      ASSERT_EQ(a.size(), b.size()) << arch << "/" << router;
+      for (const auto& [layer, rows] : a.items()) {
+        ASSERT_EQ(b[layer].size(), rows.size()) << arch << "/" << layer;
+        for (size_t t = 0; t < rows.size(); ++t) {
+          for (size_t k = 0; k < rows[t].size(); ++k) {
+            EXPECT_NEAR(b[layer][t][k].get<double>(), rows[t][k].get<double>(), 1e-5) << arch << "/" << layer;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(ActorCritic_CUDA, GradientsMatchTheCpu) {
+  // Training mode (batch statistics) with routers that draw no noise, and Poly/MHR in eval mode
+  // (deterministic weights, gradients still reach the logits).
+  SKILLGRID_REQUIRE_CUDA();
+  using cuda_test::RelativeMaxError;
+  for (const std::string arch : {"bow_endpool_res", "expert_filmcnn", "small"}) {
+    for (const std::string router : {"none", "private", "mu", "poly", "mhr"}) {
+      auto [host, device] = HostAndDeviceCopies(Options(arch, router, 3));
+      const bool training = router != "poly" && router != "mhr";
+      host->train(training);
+      device->train(training);
+      const Observation obs = SyntheticBatch(8, 3, 2);
+      const at::Tensor memory = at::randn({8, host->memory_size()});
+      const at::Tensor weights = at::randn({8, kNumActions});
+      const auto [h, d] = ActOnBoth(host, device, obs, memory);
+      ((h.log_probs * weights).sum() + h.values.sum()).backward();
+      ((d.log_probs * weights.to(at::kCUDA)).sum() + d.values.sum()).backward();
+      auto host_params = host->named_parameters();
+      for (const auto& item : device->named_parameters()) {
+        const at::Tensor g = item.value().grad(), ref = host_params[item.key()].grad();
+        ASSERT_EQ(g.defined(), ref.defined()) << arch << "/" << router << " " << item.key();
+        if (!g.defined()) continue;
+        EXPECT_LE((g.cpu() - ref).norm().item<double>(), cuda_test::kCudaTolerance * ref.norm().item<double>() + 1e-6)
+            << arch << "/" << router << " " << item.key();
+      }
+    }
+  }
+}
+
+TEST(ActorCritic_CUDA, Bf16ConvolutionsOnTheDeviceAgreeWithFp32AndKeepFp32Parameters) {
+  // --precision bf16 --device cuda: cuDNN's bf16 convolutions (no CPU trunk kernels), fp32
+  // outputs near the host's fp32 ones and fp32 gradients for every parameter that has one there.
+  SKILLGRID_REQUIRE_CUDA();
+  for (const std::string arch : {"bow_endpool_res", "expert_filmcnn"}) {
+    auto [host, device] = HostAndDeviceCopies(Options(arch, "none", 3));
+    device->SetConvPrecision(skills::ConvPrecision::kBFloat16);
+    host->train();
+    device->train();
+    const Observation obs = SyntheticBatch(12, 3, 4);
+    const at::Tensor memory = at::zeros({12, host->memory_size()});
+    const at::Tensor weights = at::randn({12, kNumActions});
+    const auto [h, d] = ActOnBoth(host, device, obs, memory);
+    EXPECT_EQ(d.log_probs.scalar_type(), at::kFloat) << arch;
+    EXPECT_LE((d.log_probs.cpu() - h.log_probs).abs().max().item<double>(), 0.05) << arch;
+    ((h.log_probs * weights).sum() + h.values.sum()).backward();
+    ((d.log_probs * weights.to(at::kCUDA)).sum() + d.values.sum()).backward();
+    std::vector<at::Tensor> flat, ref_flat;
+    auto host_params = host->named_parameters();
+    for (const auto& item : device->named_parameters()) {
+      EXPECT_EQ(item.value().scalar_type(), at::kFloat) << arch << " " << item.key();
+      const at::Tensor g = item.value().grad(), ref = host_params[item.key()].grad();
+      ASSERT_EQ(g.defined(), ref.defined()) << arch << " " << item.key();
+      if (!g.defined()) continue;
+      EXPECT_EQ(g.scalar_type(), at::kFloat) << arch << " " << item.key();
+      flat.push_back(g.cpu().flatten());
+      ref_flat.push_back(ref.flatten());
+    }
+    const at::Tensor g = at::cat(flat), r = at::cat(ref_flat);
+    EXPECT_LE((g - r).norm().item<double>(), 0.3 * r.norm().item<double>()) << arch;  // as the CPU bf16 test
+  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "skills/router.h"
 #include "skills/task_batch.h"
 #include "test_util.h"
+#include "tests/cuda_util.h"
 
 namespace skillgrid::skills {
 namespace {
@@ -181,5 +182,32 @@ TEST(TaskBatch, GroupsRowsAndPadsBlocks) {
   EXPECT_TRUE(TaskBatch::FromTaskIds(Ids({0, 0, 2, 2})).padding_is_view);
 }
 
+
+TEST(Router_CUDA, WeightsAndProbabilitiesLiveOnTheNetworksDevice) {
+  // Parameter-free routers (Mu, AdaMix) build their weights on the tasks' device; Poly's and
+  // Fixed's eval scores index their state on its own device.
+  SKILLGRID_REQUIRE_CUDA();
+  const at::Device cuda(at::kCUDA);
+  const auto batch = TaskBatch::FromTaskIds(Ids({0, 2, 2, 1}).to(cuda));
+  for (const auto& options : {RouterOptions::Poly(3, 4), RouterOptions::Mhr(3, 4, 2), RouterOptions::Private(3),
+                              RouterOptions::Mu(3, 4), RouterOptions::AdaMix(3, 4)}) {
+    torch::manual_seed(2);
+    Router host(options);
+    Router device(options);
+    testing::CopyState(*device, *host);
+    device->to(cuda);
+    for (const bool training : {true, false}) {
+      device->train(training);
+      const SkillWeights w = device->forward(batch);
+      EXPECT_EQ(w.for_a.device().type(), at::kCUDA) << RouterKindName(options.kind());
+      EXPECT_EQ(w.for_b.device().type(), at::kCUDA) << RouterKindName(options.kind());
+      EXPECT_EQ(w.for_a.size(0), 3) << RouterKindName(options.kind());
+    }
+    EXPECT_TRUE(torch::allclose(device->Probabilities().cpu(), host->Probabilities(), 1e-6, 1e-6))
+        << RouterKindName(options.kind());
+    EXPECT_TRUE(torch::allclose(device->EvalWeights().cpu(), host->EvalWeights(), 1e-6, 1e-6))
+        << RouterKindName(options.kind());
+  }
+}
 }  // namespace
 }  // namespace skillgrid::skills

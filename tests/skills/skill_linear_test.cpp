@@ -8,6 +8,7 @@
 
 #include "skills/skill_linear.h"
 #include "test_util.h"
+#include "tests/cuda_util.h"
 
 namespace skillgrid::skills {
 namespace {
@@ -358,5 +359,75 @@ TEST(SkillLinear, BadUseMessagesPrintTheValues) {
   ExpectThrowWith([&] { layer->ExportTask(5); }, {"task id 5", "3 tasks"});
 }
 
+
+TEST(SkillLinear_CUDA, EveryRouterAndInventoryMatchesTheCpuLayerForwardBackwardAndExport) {
+  // The same layer on the host and on the device: CPU-only kernels (the BLAS run products, the
+  // side-by-side mixing) must hand over to ATen there, and host-built router weights (Mu, AdaMix)
+  // must meet the skills on the device.
+  SKILLGRID_REQUIRE_CUDA();
+  using cuda_test::RelativeMaxError;
+  const at::Device cuda(at::kCUDA);
+  torch::manual_seed(21);
+  const auto x = torch::randn({13, 8});
+  const auto tasks = Ids({2, 0, 1, 2, 2, 0, 1, 1, 0, 2, 1, 0, 2});
+  const auto probe = torch::randn({13, 6});
+  for (const auto& routing : {RouterOptions::Poly(3, 4), RouterOptions::Mhr(3, 4, 2), RouterOptions::Shared(3),
+                              RouterOptions::Private(3), RouterOptions::Mu(3, 4), RouterOptions::AdaMix(3, 4)}) {
+    for (const auto& skills : {SkillInventoryOptions::LowRank(3), SkillInventoryOptions::Dense(),
+                               SkillInventoryOptions::Sparse(0.3).bias_skills(true)}) {
+      const std::string name = std::string(RouterKindName(routing.kind())) + "/" + InventoryKindName(skills.kind());
+      auto host = MakeLayer(8, 6, routing, SkillInventoryOptions(skills).zero_init(false));
+      {
+        torch::NoGradGuard no_grad;
+        for (auto& p : host->router()->parameters()) p.uniform_(-3, 3);
+        if (skills.bias_skills()) host->skills()->bias_delta().normal_();
+      }
+      auto device = MakeLayer(8, 6, routing, SkillInventoryOptions(skills).zero_init(false));
+      testing::CopyState(*device, *host);
+      device->to(cuda);
+      // Eval: no routing noise, which the two devices would draw from different generators.
+      host->eval();
+      device->eval();
+      const auto run = [&](SkillLinear& layer, const at::Device& where) {
+        layer->zero_grad();
+        const auto xi = x.to(where).requires_grad_();
+        const auto y = layer->forward(xi, TaskBatch::FromTaskIds(tasks.to(where)));
+        (y * probe.to(where)).sum().backward();
+        return std::make_pair(y, xi.grad());
+      };
+      const auto [y_host, dx_host] = run(host, at::kCPU);
+      const auto [y_device, dx_device] = run(device, cuda);
+      EXPECT_EQ(y_device.device().type(), at::kCUDA) << name;
+      EXPECT_LE(RelativeMaxError(y_device, y_host), 1e-4) << name;
+      EXPECT_LE(RelativeMaxError(dx_device, dx_host), 1e-4) << name;
+      auto host_params = host->named_parameters();
+      for (const auto& item : device->named_parameters()) {
+        const at::Tensor g = item.value().grad(), ref = host_params[item.key()].grad();
+        ASSERT_EQ(g.defined(), ref.defined()) << name << " " << item.key();
+        if (g.defined()) EXPECT_LE(RelativeMaxError(g, ref), 1e-4) << name << " " << item.key();
+      }
+      for (int64_t task = 0; task < 3; ++task) {
+        torch::NoGradGuard no_grad;
+        auto plain = device->ExportTask(task);
+        EXPECT_LE(RelativeMaxError(plain->forward(x.to(cuda)), host->forward(x, torch::full({13}, task, torch::kLong))),
+                  1e-4)
+            << name << " task " << task;
+      }
+    }
+  }
+  // AdaMix in training picks one module per call from the host generator: the same seed gives
+  // the same picks, and so the same outputs, on both devices.
+  auto host = MakeLayer(8, 6, RouterOptions::AdaMix(3, 4), SkillInventoryOptions::LowRank(3).zero_init(false));
+  auto device = MakeLayer(8, 6, RouterOptions::AdaMix(3, 4), SkillInventoryOptions::LowRank(3).zero_init(false));
+  testing::CopyState(*device, *host);
+  device->to(cuda);
+  for (int call = 0; call < 4; ++call) {
+    torch::manual_seed(100 + call);
+    const auto y_host = host->forward(x, tasks);
+    torch::manual_seed(100 + call);
+    const auto y_device = device->forward(x.to(cuda), tasks.to(cuda));
+    EXPECT_LE(RelativeMaxError(y_device, y_host), 1e-4) << "call " << call;
+  }
+}
 }  // namespace
 }  // namespace skillgrid::skills

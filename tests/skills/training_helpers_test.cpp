@@ -9,6 +9,7 @@
 #include "skills/skill_linear.h"
 #include "skills/training_helpers.h"
 #include "test_util.h"
+#include "tests/cuda_util.h"
 
 namespace skillgrid::skills {
 namespace {
@@ -112,5 +113,19 @@ TEST(Introspection, MetricsAndJsonExport) {
   EXPECT_NEAR(router["heads"][0]["discreteness"].get<double>(), 1.0, 1e-5);  // sigmoid(~0) = 0.5
 }
 
+
+TEST(IbpPrior_CUDA, DeviceLogitsGiveTheHostValueAndGradient) {
+  // The prior reads the binarised allocation on the host and returns its value on the logits'
+  // device.
+  SKILLGRID_REQUIRE_CUDA();
+  const auto host = torch::tensor({{4.0, 4.0, -4.0, -4.0}, {4.0, -4.0, -4.0, 4.0}, {4.0, 4.0, -4.0, -4.0}}).requires_grad_();
+  const auto device = host.detach().to(at::kCUDA).requires_grad_();
+  const auto value_host = NegLogIbpPrior(host), value_device = NegLogIbpPrior(device);
+  EXPECT_EQ(value_device.device().type(), at::kCUDA);
+  EXPECT_NEAR(value_device.item<double>(), value_host.item<double>(), 1e-5);
+  value_host.backward();
+  value_device.backward();
+  EXPECT_TRUE(torch::allclose(device.grad().cpu(), host.grad(), 1e-5, 1e-5));
+}
 }  // namespace
 }  // namespace skillgrid::skills

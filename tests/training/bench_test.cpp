@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/cuda_util.h"
+
 namespace skillgrid::training {
 namespace {
 
@@ -34,6 +36,24 @@ TEST(Bench, Bf16PeakIsAtLeastTheFp32PeakAndScalesWithCores) {
   EXPECT_GE(p1, p32);  // AMX 1024 or AVX512-BF16 128 FLOP/cycle, else the fp32 figure
   EXPECT_DOUBLE_EQ(p2, 2 * p1);
   EXPECT_NE(two.find("flop/cycle"), std::string::npos) << two;
+}
+
+
+TEST(Bench_CUDA, TrainBenchRunsTheWholeLoopOnTheDevice) {
+  // `skillgrid bench train --device cuda` (the 50,000 frames/s target of bow_endpool_res):
+  // one short timed update of each model, with the frames it says it timed.
+  SKILLGRID_REQUIRE_CUDA();
+  for (const std::string model : {"small", "bow_endpool_res"}) {
+    TrainBenchOptions o;
+    o.model = model;
+    o.device = "cuda";
+    o.updates = 1;
+    o.warmup = 1;
+    o.num_envs = 16;
+    const TrainBenchResult r = RunTrainBench(o);
+    EXPECT_GT(r.frames_per_sec, 0.0) << model;
+    EXPECT_EQ(r.frames, 16 * 40) << model;  // one update of 16 envs x 40 frames (BabyAI's rollout)
+  }
 }
 
 }  // namespace

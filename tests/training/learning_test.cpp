@@ -7,12 +7,15 @@
 #include "agents/actor_critic.h"
 #include "training/evaluate.h"
 #include "training/trainer.h"
+#include "tests/cuda_util.h"
 
 namespace skillgrid::training {
 namespace {
 
-TEST(Learning, PpoSmallModelSolvesGoToRedBallNoDists) {
+// Trains until the greedy policy solves the level (>= 0.9 success) or the budget ends.
+void ExpectPpoSolvesGoToRedBallNoDists(const std::string& device) {
   TrainConfig c;
+  c.device = device;
   c.run_dir = "";
   c.levels = {"BabyAI-GoToRedBallNoDists-v0"};
   c.model = "small";
@@ -40,11 +43,18 @@ TEST(Learning, PpoSmallModelSolvesGoToRedBallNoDists) {
     if (success >= 0.9) break;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  RecordProperty("frames", std::to_string(trainer.frames()));
-  RecordProperty("seconds", std::to_string(seconds));
+  ::testing::Test::RecordProperty("frames", std::to_string(trainer.frames()));
+  ::testing::Test::RecordProperty("seconds", std::to_string(seconds));
   std::printf("[ learning ] %lld frames, %.1f s, greedy success %.3f, rolling success %.3f\n",
               static_cast<long long>(trainer.frames()), seconds, success, trainer.last_stats().mean_success);
   EXPECT_GE(success, 0.9);
+}
+
+TEST(Learning, PpoSmallModelSolvesGoToRedBallNoDists) { ExpectPpoSolvesGoToRedBallNoDists("cpu"); }
+
+TEST(Learning_CUDA, PpoSmallModelSolvesGoToRedBallNoDistsOnTheDevice) {
+  SKILLGRID_REQUIRE_CUDA();
+  ExpectPpoSolvesGoToRedBallNoDists("cuda");
 }
 
 }  // namespace

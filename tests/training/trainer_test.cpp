@@ -21,6 +21,7 @@
 
 #include "training/checkpoint.h"
 #include "training/config.h"
+#include "tests/cuda_util.h"
 
 namespace skillgrid::training {
 namespace {
@@ -240,6 +241,11 @@ TEST(Trainer, RunDirectoryHoldsConfigLogsCheckpointsAndSkills) {
   EXPECT_EQ(loaded.model->ConvPrecision(), skillgrid::skills::ConvPrecision::kFloat32);
   EXPECT_THROW(LoadModel(ckpts.back(), "cpu", "bf16"), ConfigError);
   EXPECT_THROW(LoadModel(ckpts.back(), "cpu", "fp16"), ConfigError);
+  EXPECT_NE(ErrorOf([&] { LoadModel(ckpts.back(), "tpu"); }).find("--device must be cpu or cuda, got 'tpu'"),
+            std::string::npos);
+  if (!torch::cuda::is_available()) {
+    EXPECT_NE(ErrorOf([&] { LoadModel(ckpts.back(), "cuda"); }).find("no CUDA device is available"), std::string::npos);
+  }
 }
 
 TEST(Trainer, CheckpointsLoadInTheRunsPrecision) {
@@ -486,6 +492,76 @@ TEST(Trainer, A2cRuns) {
   EXPECT_EQ(t.updates(), 3);
   EXPECT_TRUE(std::isfinite(t.last_stats().policy_loss));
   EXPECT_EQ(t.last_stats().approx_kl, 0.0);
+}
+
+
+TEST(Trainer_CUDA, TrainsOnTheDeviceAndItsCheckpointsLoadOnEitherDevice) {
+  // --device cuda: envs step on the host, the network and the update run on the device; the
+  // run directory is the same as on the CPU, and a checkpoint loads on both devices.
+  SKILLGRID_REQUIRE_CUDA();
+  const std::string dir = TempDir("cuda_rundir");
+  TrainConfig c = Tiny(dir);
+  c.device = "cuda";
+  c.ibp_weight = 0.01;  // the prior reads the routing allocation on the host
+  {
+    Trainer t(c, false);
+    t.Train();
+    EXPECT_EQ(t.updates(), 6);
+    for (const auto& p : t.model()->parameters()) EXPECT_EQ(p.device().type(), at::kCUDA);
+    EXPECT_TRUE(std::isfinite(t.last_stats().policy_loss) && std::isfinite(t.last_stats().grad_norm));
+    EXPECT_GT(t.last_stats().grad_norm, 0.0);
+  }
+  EXPECT_EQ(ReadLines(dir + "/log.csv").size(), 7u);
+  EXPECT_EQ(ReadLines(dir + "/eval.csv").size(), 4u);
+  std::ifstream skills(dir + "/skills.json");
+  EXPECT_EQ(nlohmann::json::parse(skills)["snapshots"].size(), 3u);
+  const auto ckpts = ListCheckpoints(dir);
+  ASSERT_FALSE(ckpts.empty());
+  LoadedModel on_host = LoadModel(ckpts.back(), "cpu");
+  LoadedModel on_device = LoadModel(ckpts.back(), "cuda");
+  EXPECT_EQ(on_host.model->parameters().front().device().type(), at::kCPU);
+  EXPECT_EQ(on_device.model->parameters().front().device().type(), at::kCUDA);
+  auto host_params = on_host.model->named_parameters();
+  for (const auto& item : on_device.model->named_parameters()) {
+    EXPECT_TRUE(at::equal(item.value().cpu(), host_params[item.key()])) << item.key();
+  }
+  // Resuming continues the run on the device, and on the host: the checkpoint (parameters, Adam
+  // state, generators) loads onto whichever device the resumed run names.
+  c.frames = 8 * 64;
+  {
+    Trainer resumed(c, true);
+    resumed.Train();
+    EXPECT_EQ(resumed.updates(), 8);
+  }
+  c.device = "cpu";
+  c.frames = 10 * 64;
+  Trainer on_host_again(c, true);
+  on_host_again.Train();
+  EXPECT_EQ(on_host_again.updates(), 10);
+  EXPECT_EQ(on_host_again.model()->parameters().front().device().type(), at::kCPU);
+  EXPECT_TRUE(std::isfinite(on_host_again.last_stats().grad_norm));
+  EXPECT_EQ(ReadLines(dir + "/log.csv").size(), 11u);
+}
+
+TEST(Trainer_CUDA, EveryRouterAndBf16BowUpdateOnTheDevice) {
+  SKILLGRID_REQUIRE_CUDA();
+  for (const std::string router : {"none", "shared", "private", "expert", "poly", "mhr", "mu", "adamix"}) {
+    TrainConfig c = Tiny("");
+    c.device = "cuda";
+    c.router = router;
+    c.eval_interval = 0;
+    Trainer t(c, false);
+    t.Step();
+    const UpdateStats s = t.Step();
+    EXPECT_TRUE(std::isfinite(s.policy_loss) && std::isfinite(s.value_loss) && std::isfinite(s.grad_norm)) << router;
+  }
+  TrainConfig bow = TinyBf16Bow("");
+  bow.device = "cuda";
+  Trainer t(bow, false);
+  t.Step();
+  const UpdateStats s = t.Step();
+  EXPECT_TRUE(std::isfinite(s.policy_loss) && s.grad_norm > 0.0);
+  for (const auto& p : t.model()->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
 }
 
 }  // namespace
