@@ -299,6 +299,7 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
       std::printf("update_frames_per_sec: min %.1f, median %.1f, max %.1f\n", sorted.front(), median, sorted.back());
       const std::string blas_core = skills::BlasCoreName();
       if (!blas_core.empty()) std::printf("blas_core: %s (OpenBLAS kernels)\n", blas_core.c_str());
+      if (o->device != "cpu") std::printf("peak_gflops: not estimated (the update ran on %s)\n", o->device.c_str());
       if (r.peak_gflops > 0.0) {
         std::printf("torch_threads: %d\nupdate_workers: %d\npeak_gflops_fp32: %.1f (%s)\nshare_of_peak: %.3f\n", r.torch_threads,
                     r.update_workers, r.peak_gflops, r.peak_formula.c_str(), r.gflops / r.peak_gflops);

@@ -181,8 +181,11 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   r.update_workers = c.ResolvedUpdateWorkers();
   // The update runs on workers x torch threads cores (capped by the machine's).
   const int update_cores = std::max(r.torch_threads, std::min(r.threads, r.torch_threads * r.update_workers));
-  r.peak_gflops = EstimatePeakGflops(update_cores, &r.peak_formula);
-  if (o.precision == "bf16") r.peak_gflops_bf16 = EstimatePeakGflopsBf16(update_cores, &r.peak_formula_bf16);
+  // The peaks describe this host's cores: meaningless when the update runs on a GPU.
+  if (c.device == "cpu") {
+    r.peak_gflops = EstimatePeakGflops(update_cores, &r.peak_formula);
+    if (o.precision == "bf16") r.peak_gflops_bf16 = EstimatePeakGflopsBf16(update_cores, &r.peak_formula_bf16);
+  }
   return r;
 }
 

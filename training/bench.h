@@ -63,8 +63,8 @@ struct TrainBenchResult {
   int torch_threads = 1;
   /// Resolved update workers (each runs torch_threads threads in the update).
   int update_workers = 1;
-  /// The machine's fp32 peak for those torch threads in GFLOP/s (0 when unknown); see
-  /// EstimatePeakGflops.
+  /// The machine's fp32 peak for those torch threads in GFLOP/s (0 when unknown or when the
+  /// network ran on a GPU); see EstimatePeakGflops.
   double peak_gflops = 0.0;
   /// How the peak was derived ("2 cores x 2.10 GHz x 64 flop/cycle").
   std::string peak_formula;
