@@ -31,7 +31,7 @@ if [[ "$steps" == *build* ]]; then
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tee "$out/torch.txt" || true
   if [ ! -f "$deps/gtest/lib/cmake/GTest/GTestConfig.cmake" ] && [ ! -f "$deps/gtest/lib64/cmake/GTest/GTestConfig.cmake" ]; then
     cmake -S "$deps/googletest" -B "$deps/gtest-build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$deps/gtest" \
-      -DBUILD_GMOCK=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON >"$out/gtest_build.log" 2>&1 &&
+      -DBUILD_GMOCK=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_POLICY_VERSION_MINIMUM=3.5 >"$out/gtest_build.log" 2>&1 &&
       cmake --build "$deps/gtest-build" -j "$jobs" --target install >>"$out/gtest_build.log" 2>&1 || {
       tail -n 30 "$out/gtest_build.log"
       echo "device_check: GoogleTest build FAILED" >&2
