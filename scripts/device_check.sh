@@ -11,6 +11,7 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 deps="$root/.device"
+gtest="$root/build-cuda/gtest"  # built there, with that machine's compiler
 out="${OUT:-$root/build-cuda/out}"
 steps="${SKILLGRID_DEVICE_STEPS:-build,tests,bench}"
 mkdir -p "$out"
@@ -29,10 +30,10 @@ if [[ "$steps" == *build* ]]; then
     exit 2
   }
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tee "$out/torch.txt" || true
-  if [ ! -f "$deps/gtest/lib/cmake/GTest/GTestConfig.cmake" ] && [ ! -f "$deps/gtest/lib64/cmake/GTest/GTestConfig.cmake" ]; then
-    cmake -S "$deps/googletest" -B "$deps/gtest-build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$deps/gtest" \
+  if [ ! -f "$gtest/lib/cmake/GTest/GTestConfig.cmake" ] && [ ! -f "$gtest/lib64/cmake/GTest/GTestConfig.cmake" ]; then
+    cmake -S "$deps/googletest" -B "$root/build-cuda/gtest-build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$gtest" \
       -DBUILD_GMOCK=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_POLICY_VERSION_MINIMUM=3.5 >"$out/gtest_build.log" 2>&1 &&
-      cmake --build "$deps/gtest-build" -j "$jobs" --target install >>"$out/gtest_build.log" 2>&1 || {
+      cmake --build "$root/build-cuda/gtest-build" -j "$jobs" --target install >>"$out/gtest_build.log" 2>&1 || {
       tail -n 30 "$out/gtest_build.log"
       echo "device_check: GoogleTest build FAILED" >&2
       exit 1
@@ -40,7 +41,7 @@ if [[ "$steps" == *build* ]]; then
   fi
   start=$(date +%s)
   if ! cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DSKILLGRID_WITH_VIEWER=OFF -DSKILLGRID_BUILD_BENCH=OFF \
-      -DCMAKE_PREFIX_PATH="$torch_prefix;$deps/gtest;$deps/prefix" >"$out/configure.log" 2>&1; then
+      -DCMAKE_PREFIX_PATH="$gtest;$deps/prefix;$torch_prefix" >"$out/configure.log" 2>&1; then
     tail -n 40 "$out/configure.log"
     echo "device_check: configure FAILED" >&2
     exit 1
