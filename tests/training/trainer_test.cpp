@@ -494,7 +494,6 @@ TEST(Trainer, A2cRuns) {
   EXPECT_EQ(t.last_stats().approx_kl, 0.0);
 }
 
-
 TEST(Trainer_CUDA, TrainsOnTheDeviceAndItsCheckpointsLoadOnEitherDevice) {
   // --device cuda: envs step on the host, the network and the update run on the device; the
   // run directory is the same as on the CPU, and a checkpoint loads on both devices.
