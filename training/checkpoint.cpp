@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <filesystem>
 
-#include <torch/cuda.h>
 #include <torch/serialize.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -121,12 +120,7 @@ void CheckSameArchitecture(const nlohmann::json& checkpoint_model, const agents:
 }
 
 LoadedModel LoadModel(const std::string& checkpoint_path, const std::string& device, const std::string& precision) {
-  if (device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
-    throw ConfigError("--device must be cpu or cuda, got '" + device + "'");
-  }
-  if (device != "cpu" && !torch::cuda::is_available()) {
-    throw ConfigError("--device " + device + ": no CUDA device is available to this build of LibTorch");
-  }
+  CheckDeviceAvailable(device);
   LoadedModel out;
   out.meta = ReadCheckpointMeta(checkpoint_path);
   agents::ModelOptions options("small");

@@ -4,6 +4,8 @@
 #include <set>
 #include <thread>
 
+#include <torch/cuda.h>
+
 #include "agents/actor_critic.h"
 #include "envs/level.h"
 #include "envs/state_io.h"
@@ -88,9 +90,7 @@ void TrainConfig::Validate() const {
   if (update_workers > 1 && device != "cpu") {
     Fail("--update-workers " + std::to_string(update_workers) + " needs --device cpu (a GPU runs one minibatch at a time)");
   }
-  if (device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
-    Fail("--device must be cpu or cuda, got '" + device + "'");
-  }
+  CheckDeviceName(device);
   CheckPrecision(precision, model);
   if (algo != "ppo" && algo != "a2c") Fail("--algo must be ppo or a2c, got '" + algo + "'");
   if (optimizer != "adam" && optimizer != "rmsprop") Fail("--optimizer must be adam or rmsprop, got '" + optimizer + "'");
@@ -177,6 +177,19 @@ void CheckPrecision(const std::string& precision, const std::string& model) {
   if (precision != "fp32" && precision != "bf16") Fail("--precision must be fp32 or bf16, got '" + precision + "'");
   if (precision == "bf16" && model == "small") {
     Fail("--precision bf16 applies to the convolutions of bow_endpool_res and expert_filmcnn; the small model runs fp32");
+  }
+}
+
+void CheckDeviceName(const std::string& device) {
+  if (device != "cpu" && device != "cuda" && device.rfind("cuda:", 0) != 0) {
+    Fail("--device must be cpu or cuda, got '" + device + "'");
+  }
+}
+
+void CheckDeviceAvailable(const std::string& device) {
+  CheckDeviceName(device);
+  if (device != "cpu" && !torch::cuda::is_available()) {
+    Fail("--device " + device + ": no CUDA device is available to this build of LibTorch");
   }
 }
 

@@ -169,6 +169,12 @@ TrainConfig PresetConfig(const std::string& name);
 /// the small model, whose fused trunk runs fp32 only).
 void CheckPrecision(const std::string& precision, const std::string& model);
 
+/// Throws ConfigError unless `device` is cpu, cuda or cuda:N.
+void CheckDeviceName(const std::string& device);
+
+/// CheckDeviceName, then for a CUDA device that this LibTorch sees a GPU (ConfigError otherwise).
+void CheckDeviceAvailable(const std::string& device);
+
 /// Short display name of a level id: "BabyAI-GoToObj-v0" -> "GoToObj".
 std::string ShortLevelName(const std::string& id);
 

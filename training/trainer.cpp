@@ -17,7 +17,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
-#include <torch/cuda.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/rmsprop.h>
@@ -824,10 +823,8 @@ Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_uniqu
   s.cfg = config;
   s.cfg.Validate();
   s.threads = s.cfg.ResolvedThreads();
+  CheckDeviceAvailable(s.cfg.device);
   s.device = at::Device(s.cfg.device);
-  if (s.device.is_cuda() && !torch::cuda::is_available()) {
-    throw ConfigError("--device " + s.cfg.device + ": no CUDA device is available to this build of LibTorch");
-  }
   at::set_num_threads(s.cfg.ResolvedTorchThreads());
   // One BLAS thread: torch's OpenMP workers spin between parallel regions, and a second BLAS
   // pool competing with them made 1280x128x512 matmuls 2-6x slower on 2 cores (measured).
