@@ -1,6 +1,8 @@
 #include "training/config.h"
 
 #include <cmath>
+#include <iomanip>
+#include <sstream>
 #include <set>
 #include <thread>
 
@@ -26,16 +28,23 @@ namespace {
 
 [[noreturn]] void Fail(const std::string& message) { throw ConfigError(message); }
 
+// A number as a user would type it ("-1", "0.0001"), not std::to_string's fixed six decimals.
+std::string FormatNumber(double value) {
+  std::ostringstream out;
+  out << std::setprecision(10) << value;
+  return out.str();
+}
+
 void RequirePositive(const char* name, double value) {
   if (!(value > 0.0) || !std::isfinite(value)) {
-    Fail(std::string("--") + name + " must be a positive number, got " + std::to_string(value));
+    Fail(std::string("--") + name + " must be a positive number, got " + FormatNumber(value));
   }
 }
 
 void RequireRange(const char* name, double value, double lo, double hi) {
   if (!(value >= lo && value <= hi)) {
-    Fail(std::string("--") + name + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
-         std::to_string(value));
+    Fail(std::string("--") + name + " must be in [" + FormatNumber(lo) + ", " + FormatNumber(hi) + "], got " +
+         FormatNumber(value));
   }
 }
 

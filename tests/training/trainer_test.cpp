@@ -130,7 +130,9 @@ TEST(Config, BadValuesGiveOneLineErrors) {
     mutate(c);
     return ErrorOf([&] { c.Validate(); });
   };
-  EXPECT_NE(error([](TrainConfig& c) { c.lr = -1e-4; }).find("--lr must be a positive number"), std::string::npos);
+  // Values read as the user typed them, not with std::to_string's six fixed decimals.
+  EXPECT_NE(error([](TrainConfig& c) { c.lr = -1e-4; }).find("--lr must be a positive number, got -0.0001"),
+            std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) { c.batch_size = 48; }).find("does not divide the rollout"), std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) { c.recurrence = 3; }).find("does not divide --frames-per-env"), std::string::npos);
   const std::string level = error([](TrainConfig& c) { c.levels = {"BabyAI-GoToLocl-v0"}; });
@@ -138,7 +140,8 @@ TEST(Config, BadValuesGiveOneLineErrors) {
   EXPECT_NE(level.find("GoToLocal"), std::string::npos) << level;
   EXPECT_NE(error([](TrainConfig& c) { c.algo = "dqn"; }).find("--algo"), std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) { c.router = "magic"; }).find("unknown router"), std::string::npos);
-  EXPECT_NE(error([](TrainConfig& c) { c.gamma = 1.5; }).find("--gamma"), std::string::npos);
+  const std::string gamma = error([](TrainConfig& c) { c.gamma = 1.5; });
+  EXPECT_NE(gamma.find("--gamma must be in [0, 1], got 1.5"), std::string::npos) << gamma;
   EXPECT_NE(error([](TrainConfig& c) { c.device = "tpu"; }).find("--device"), std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) { c.update_workers = -1; }).find("--update-workers must be >= 0"),
             std::string::npos);
