@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -89,7 +91,9 @@ void RoutingOptions::Validate() const {
   if (rank() < 1) throw std::invalid_argument("routing: rank must be >= 1, got " + std::to_string(rank()));
   if (heads() < 1) throw std::invalid_argument("routing: heads must be >= 1, got " + std::to_string(heads()));
   if (!(density() > 0.0 && density() <= 1.0)) {
-    throw std::invalid_argument("routing: density must be in (0, 1], got " + std::to_string(density()));
+    std::ostringstream value;  // as typed ("2", "0.05"), not std::to_string's six decimals
+    value << std::setprecision(10) << density();
+    throw std::invalid_argument("routing: density must be in (0, 1], got " + value.str());
   }
   for (const auto& f : families()) ParseLayerFamily(f);
   if (router() == "expert") {

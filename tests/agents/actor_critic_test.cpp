@@ -245,6 +245,15 @@ TEST(ActorCritic, RejectsBadOptions) {
   ModelOptions o = Options("small", "poly", 2);
   o.routing().families({"conv", "tail"});
   EXPECT_THROW(ActorCritic{o}, std::invalid_argument);
+  ModelOptions dense = Options("small", "poly", 2);
+  dense.routing().inventory("sparse").density(2.0);
+  try {
+    ActorCritic model(dense);
+    ADD_FAILURE() << "density 2 was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("density must be in (0, 1], got 2"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("2.000000"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ActorCritic, OptionsJsonRoundTrip) {
