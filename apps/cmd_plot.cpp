@@ -1,6 +1,7 @@
 // `skillgrid plot`: writes a run directory's plots/ (learning curves from log.csv, evaluation
 // curves from eval.csv, the routing heatmaps from skills.json) and prints the paths written; with
-// --compare, one chart of several runs' mean success (e.g. Shared vs Poly).
+// --compare, one chart of several runs' mean success (e.g. Shared vs Poly) and a table of their
+// final per-level success.
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
@@ -23,6 +24,7 @@ struct PlotOptions {
   std::string run;                   // run directory
   std::vector<std::string> compare;  // run directories compared in one chart
   bool eval = false;                 // compare eval.csv instead of log.csv
+  int last = 1;                      // rows averaged per value in the comparison table
   std::string out = "compare.png";   // the comparison chart
   std::string x = "frames";          // x axis of the curves
   int width = 960;                   // chart size
@@ -52,8 +54,12 @@ int RunCompare(const PlotOptions& o) {
     style.markers = o.eval;
     const fs::path parent = fs::path(o.out).parent_path();
     if (!parent.empty() && !fs::is_directory(parent)) throw std::runtime_error("no directory " + parent.string() + " for --out");
+    const viz::FinalSuccessTable table = viz::FinalSuccess(runs, o.last);
     envs::WritePng(o.out, viz::RenderLearningCurves(viz::CompareCurves(runs, o.x), style));
     std::cout << "wrote " << o.out << "\n";
+    std::cout << (o.eval ? "argmax evaluation success" : "rolling training success") << ", mean of the last "
+              << o.last << " row(s) of each " << file << ":\n"
+              << viz::FormatFinalSuccess(table);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "skillgrid plot: error: " << e.what() << "\n";
@@ -101,13 +107,17 @@ void AddPlotCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "plot",
       "Write a run's plots/ (learning curves, evaluation curves, routing heatmaps; PNG), or with --compare one "
-      "chart of several runs' mean success");
+      "chart of several runs' mean success and a table of their final success per level");
   cmd->add_option("--run", o->run, "run directory (log.csv, eval.csv, skills.json): writes its plots/");
   cmd->add_option("--compare", o->compare,
                   "run directories (comma-separated) drawn as one chart of mean success, e.g. Shared vs Poly")
       ->delimiter(',');
   cmd->add_flag("--eval", o->eval, "with --compare: evaluation success (eval.csv) instead of training (log.csv)");
   cmd->add_option("--out", o->out, "with --compare: the PNG to write")->capture_default_str();
+  cmd->add_option("--last", o->last,
+                  "with --compare: the table averages each run's last N rows (e.g. 3 periodic evaluations)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--x", o->x, "x axis of the curves")
       ->check(CLI::IsMember({"frames", "episodes"}))
       ->capture_default_str();

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -377,6 +378,83 @@ LearningCurves CompareCurves(const std::vector<NamedTable>& runs, const std::str
     c.levels.push_back(std::move(series));
   }
   return c;
+}
+
+namespace {
+
+// Mean of the finite values among column c's last `n` rows; NaN when there are none.
+double MeanOfLastRows(const CsvTable& table, int c, int n) {
+  const std::vector<double>& col = table.columns[static_cast<size_t>(c)];
+  double sum = 0.0;
+  int count = 0;
+  for (size_t i = col.size() > static_cast<size_t>(n) ? col.size() - n : 0; i < col.size(); ++i) {
+    if (std::isfinite(col[i])) {
+      sum += col[i];
+      ++count;
+    }
+  }
+  return count > 0 ? sum / count : std::nan("");
+}
+
+}  // namespace
+
+FinalSuccessTable FinalSuccess(const std::vector<NamedTable>& runs, int last_rows) {
+  if (last_rows < 1) throw std::runtime_error("rows to average must be >= 1, got " + std::to_string(last_rows));
+  FinalSuccessTable t;
+  t.last_rows = last_rows;
+  const std::string prefix = "success_";
+  for (const auto& run : runs) {  // the union of the levels, in the order first seen
+    for (const auto& name : run.table.names) {
+      if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) continue;
+      const std::string level = name.substr(prefix.size());
+      if (std::find(t.levels.begin(), t.levels.end(), level) == t.levels.end()) t.levels.push_back(level);
+    }
+  }
+  t.levels.push_back("mean");
+  t.success.assign(t.levels.size(), std::vector<double>(runs.size(), std::nan("")));
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const CsvTable& table = runs[r].table;
+    t.runs.push_back(runs[r].name);
+    for (size_t l = 0; l < t.levels.size(); ++l) {
+      const bool mean_row = l + 1 == t.levels.size();
+      const int c = table.Find(mean_row ? "mean_success" : prefix + t.levels[l]);
+      if (c >= 0) t.success[l][r] = MeanOfLastRows(table, c, last_rows);
+    }
+    const int fc = table.Find("frames");
+    t.frames.push_back(fc >= 0 && table.rows() > 0 ? table.columns[static_cast<size_t>(fc)].back() : std::nan(""));
+  }
+  return t;
+}
+
+std::string FormatFinalSuccess(const FinalSuccessTable& table) {
+  size_t label_width = std::string("frames").size();
+  for (const auto& level : table.levels) label_width = std::max(label_width, level.size());
+  std::vector<size_t> widths;
+  for (const auto& run : table.runs) widths.push_back(std::max<size_t>(run.size(), 10));
+  std::ostringstream out;
+  const auto cell = [&](size_t r, const std::string& text) {
+    out << "  " << std::string(widths[r] - std::min(widths[r], text.size()), ' ') << text;
+  };
+  out << std::left << std::setw(static_cast<int>(label_width)) << "level" << std::right;
+  for (size_t r = 0; r < table.runs.size(); ++r) cell(r, table.runs[r]);
+  out << "\n";
+  for (size_t l = 0; l < table.levels.size(); ++l) {
+    out << std::left << std::setw(static_cast<int>(label_width)) << table.levels[l] << std::right;
+    for (size_t r = 0; r < table.runs.size(); ++r) {
+      const double v = table.success[l][r];
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.3f", v);
+      cell(r, std::isfinite(v) ? buf : "-");
+    }
+    out << "\n";
+  }
+  out << std::left << std::setw(static_cast<int>(label_width)) << "frames" << std::right;
+  for (size_t r = 0; r < table.runs.size(); ++r) {
+    const double f = table.frames[r];
+    cell(r, std::isfinite(f) ? std::to_string(static_cast<long long>(f)) : "-");
+  }
+  out << "\n";
+  return out.str();
 }
 
 int CurveLayout::XPixel(double x) const {

@@ -78,6 +78,24 @@ struct NamedTable {
 /// mean curve. Throws std::runtime_error naming the table that lacks x_column or mean_success.
 LearningCurves CompareCurves(const std::vector<NamedTable>& runs, const std::string& x_column = "frames");
 
+/// Several runs' final per-level success side by side (what `skillgrid plot --compare` prints).
+struct FinalSuccessTable {
+  std::vector<std::string> runs;             ///< run names, one column each
+  std::vector<std::string> levels;           ///< short level names, first seen first, then "mean"
+  std::vector<std::vector<double>> success;  ///< success[level][run]; NaN where the run lacks the level
+  std::vector<double> frames;                ///< per run: frames at its last row; NaN without that column
+  int last_rows = 1;                         ///< rows averaged into each value (the last ones)
+};
+
+/// Per run and level, the mean of the finite "success_<level>" values in the run's last
+/// `last_rows` rows (NaN if none), and the same of "mean_success" as the "mean" row. Throws
+/// std::runtime_error when last_rows < 1.
+FinalSuccessTable FinalSuccess(const std::vector<NamedTable>& runs, int last_rows = 1);
+
+/// The table as aligned text: a header of run names, a row per level (success to 3 decimals, "-"
+/// for NaN), the mean row, then the frames row; ends with a newline.
+std::string FormatFinalSuccess(const FinalSuccessTable& table);
+
 /// How to draw a learning-curve chart.
 struct CurveStyle {
   int width = 960;          ///< image width in pixels (>= 320)

@@ -117,6 +117,31 @@ TEST(PlotCurves, CompareCurvesPutsEachRunOnTheUnionOfXInterpolatingBetweenItsPoi
   ExpectError([&] { CompareCurves({{"a", a}, {"c", no_mean}}); }, {"c/log.csv", "mean_success"});
 }
 
+TEST(PlotCurves, FinalSuccessAveragesEachRunsLastRowsPerLevel) {
+  const CsvTable a = ParseCsvTable(
+      "frames,mean_success,success_GoTo,success_Pickup\n100,0.1,0.2,0\n200,0.5,0.6,0.4\n300,0.7,,0.8\n", "a/log.csv");
+  const CsvTable b = ParseCsvTable("frames,mean_success,success_Open\n150,0.3,0.3\n", "b/log.csv");
+  FinalSuccessTable t = FinalSuccess({{"a", a}, {"b", b}}, 2);
+  ASSERT_EQ(t.levels, (std::vector<std::string>{"GoTo", "Pickup", "Open", "mean"}));
+  ASSERT_EQ(t.runs, (std::vector<std::string>{"a", "b"}));
+  EXPECT_DOUBLE_EQ(t.success[0][0], 0.6);  // the empty field in the last row is skipped
+  EXPECT_DOUBLE_EQ(t.success[1][0], 0.6);  // (0.4 + 0.8) / 2
+  EXPECT_TRUE(std::isnan(t.success[2][0]));  // a has no Open column
+  EXPECT_DOUBLE_EQ(t.success[3][0], 0.6);
+  EXPECT_DOUBLE_EQ(t.success[2][1], 0.3);  // b has one row only
+  EXPECT_TRUE(std::isnan(t.success[0][1]));
+  EXPECT_EQ(t.frames, (std::vector<double>{300, 150}));
+  t = FinalSuccess({{"a", a}}, 1);
+  EXPECT_TRUE(std::isnan(t.success[0][0]));  // only the last row, where GoTo is empty
+  EXPECT_DOUBLE_EQ(t.success[1][0], 0.8);
+  const std::string text = FormatFinalSuccess(FinalSuccess({{"a", a}, {"b", b}}, 2));
+  EXPECT_NE(text.find("level"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nGoTo         0.600           -\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nmean         0.600       0.300\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nframes         300         150\n"), std::string::npos) << text;
+  ExpectError([&] { FinalSuccess({{"a", a}}, 0); }, {"must be >= 1", "got 0"});
+}
+
 TEST(PlotCurves, CurveColoursAreDistinct) {
   for (int i = 0; i < 40; ++i) {
     for (int j = 0; j < i; ++j) EXPECT_NE(CurveColor(i), CurveColor(j)) << i << " vs " << j;
@@ -277,10 +302,16 @@ TEST(PlotCommand, CompareWritesOneChartOfTheRunsOrNamesWhatIsMissing) {
                  " --width 640 --height 400");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("wrote " + (out / "cmp.png")), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("GoToObj"), std::string::npos) << r.output;  // the final-success table
+  EXPECT_NE(r.output.find("1.000"), std::string::npos) << r.output;    // poly's last row
   const envs::RgbImage img = envs::ReadPng(out / "cmp.png");
   EXPECT_EQ(img.width, 640);
   EXPECT_GT(CountColour(img, {0, 0, img.width, img.height}, CurveColor(0)), 0);
   EXPECT_GT(CountColour(img, {0, 0, img.width, img.height}, CurveColor(1)), 0);
+  r = RunCommand(Cli() + " plot --compare " + shared.str() + "," + poly.str() + " --out " + (out / "cmp.png") +
+                 " --last 0");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("--last"), std::string::npos) << r.output;
   r = RunCommand(Cli() + " plot --run " + shared.str() + " --compare " + poly.str());
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("either --run DIR or --compare"), std::string::npos) << r.output;
