@@ -3,11 +3,13 @@
 // --compare, one chart of several runs' mean success (e.g. Shared vs Poly) and a table of their
 // final per-level success.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "apps/commands.h"
@@ -32,18 +34,43 @@ struct PlotOptions {
 };
 
 #ifdef SKILLGRID_HAVE_VIZ
-// One chart of the runs' mean success, labelled with the directories' names.
+// The directories of one --compare entry under their label: "DIR" is labelled with the
+// directory's name, "LABEL=DIR1+DIR2+..." (e.g. one method's seeds) with LABEL.
+std::pair<std::string, std::vector<std::string>> ParseCompareEntry(const std::string& entry) {
+  namespace fs = std::filesystem;
+  const size_t eq = entry.find('=');
+  if (eq == std::string::npos) {
+    const fs::path name = fs::path(entry).lexically_normal();
+    return {name.has_filename() ? name.filename().string() : name.parent_path().filename().string(), {entry}};
+  }
+  const std::string label = entry.substr(0, eq);
+  std::vector<std::string> dirs;
+  for (size_t start = eq + 1;;) {
+    const size_t plus = entry.find('+', start);
+    dirs.push_back(entry.substr(start, plus == std::string::npos ? std::string::npos : plus - start));
+    if (plus == std::string::npos) break;
+    start = plus + 1;
+  }
+  const bool empty_dir = std::any_of(dirs.begin(), dirs.end(), [](const std::string& d) { return d.empty(); });
+  if (label.empty() || empty_dir) {
+    throw std::runtime_error("--compare entry '" + entry + "' must be DIR or LABEL=DIR1+DIR2+...");
+  }
+  return {label, dirs};
+}
+
+// One chart of the runs' mean success (runs sharing a label averaged), and their final table.
 int RunCompare(const PlotOptions& o) {
   namespace fs = std::filesystem;
   const std::string file = o.eval ? "eval.csv" : "log.csv";
   try {
     std::vector<viz::NamedTable> runs;
-    for (const auto& dir : o.compare) {
-      const fs::path csv = fs::path(dir) / file;
-      if (!fs::exists(csv)) throw std::runtime_error(dir + " has no " + file);
-      const fs::path name = fs::path(dir).lexically_normal();
-      runs.push_back({name.has_filename() ? name.filename().string() : name.parent_path().filename().string(),
-                      viz::ReadCsvTable(csv.string())});
+    for (const auto& entry : o.compare) {
+      const auto [label, dirs] = ParseCompareEntry(entry);
+      for (const auto& dir : dirs) {
+        const fs::path csv = fs::path(dir) / file;
+        if (!fs::exists(csv)) throw std::runtime_error(dir + " has no " + file);
+        runs.push_back({label, viz::ReadCsvTable(csv.string())});
+      }
     }
     viz::CurveStyle style;
     style.width = o.width;
@@ -54,11 +81,16 @@ int RunCompare(const PlotOptions& o) {
     style.markers = o.eval;
     const fs::path parent = fs::path(o.out).parent_path();
     if (!parent.empty() && !fs::is_directory(parent)) throw std::runtime_error("no directory " + parent.string() + " for --out");
-    const viz::FinalSuccessTable table = viz::FinalSuccess(runs, o.last);
-    envs::WritePng(o.out, viz::RenderLearningCurves(viz::CompareCurves(runs, o.x), style));
+    std::vector<int> members;
+    viz::FinalSuccessTable table = viz::AverageSameLabel(viz::FinalSuccess(runs, o.last), &members);
+    for (size_t i = 0; i < table.runs.size(); ++i) {
+      if (members[i] > 1) table.runs[i] += " (" + std::to_string(members[i]) + " runs)";
+    }
+    envs::WritePng(o.out, viz::RenderLearningCurves(viz::AverageSameLabel(viz::CompareCurves(runs, o.x)), style));
     std::cout << "wrote " << o.out << "\n";
     std::cout << (o.eval ? "argmax evaluation success" : "rolling training success") << ", mean of the last "
-              << o.last << " row(s) of each " << file << ":\n"
+              << o.last << " row(s) of each " << file << (members.size() < runs.size() ? ", then over each label's runs" : "")
+              << ":\n"
               << viz::FormatFinalSuccess(table);
     return 0;
   } catch (const std::exception& e) {
@@ -110,7 +142,8 @@ void AddPlotCommand(CLI::App& app, int* exit_code) {
       "chart of several runs' mean success and a table of their final success per level");
   cmd->add_option("--run", o->run, "run directory (log.csv, eval.csv, skills.json): writes its plots/");
   cmd->add_option("--compare", o->compare,
-                  "run directories (comma-separated) drawn as one chart of mean success, e.g. Shared vs Poly")
+                  "runs (comma-separated) drawn as one chart of mean success, e.g. Shared vs Poly; an entry "
+                  "LABEL=DIR1+DIR2+... averages several runs (seeds) into one curve and table column")
       ->delimiter(',');
   cmd->add_flag("--eval", o->eval, "with --compare: evaluation success (eval.csv) instead of training (log.csv)");
   cmd->add_option("--out", o->out, "with --compare: the PNG to write")->capture_default_str();

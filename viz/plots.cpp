@@ -396,7 +396,37 @@ double MeanOfLastRows(const CsvTable& table, int c, int n) {
   return count > 0 ? sum / count : std::nan("");
 }
 
+// Groups of equal labels: each distinct label (first appearance first) with its indices.
+std::vector<std::pair<std::string, std::vector<size_t>>> GroupByLabel(const std::vector<std::string>& labels) {
+  std::vector<std::pair<std::string, std::vector<size_t>>> groups;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == labels[i]; });
+    if (it == groups.end()) {
+      groups.push_back({labels[i], {i}});
+    } else {
+      it->second.push_back(i);
+    }
+  }
+  return groups;
+}
+
 }  // namespace
+
+LearningCurves AverageSameLabel(const LearningCurves& curves) {
+  LearningCurves out = curves;
+  out.levels.clear();
+  std::vector<std::string> labels;
+  for (const auto& series : curves.levels) labels.push_back(series.label);
+  for (const auto& [label, members] : GroupByLabel(labels)) {
+    CurveSeries merged{label, std::vector<double>(curves.x.size(), 0.0)};
+    for (size_t i = 0; i < curves.x.size(); ++i) {
+      for (size_t m : members) merged.y[i] += curves.levels[m].y[i];  // NaN if any member lacks a value
+      merged.y[i] /= static_cast<double>(members.size());
+    }
+    out.levels.push_back(std::move(merged));
+  }
+  return out;
+}
 
 FinalSuccessTable FinalSuccess(const std::vector<NamedTable>& runs, int last_rows) {
   if (last_rows < 1) throw std::runtime_error("rows to average must be >= 1, got " + std::to_string(last_rows));
@@ -455,6 +485,33 @@ std::string FormatFinalSuccess(const FinalSuccessTable& table) {
   }
   out << "\n";
   return out.str();
+}
+
+FinalSuccessTable AverageSameLabel(const FinalSuccessTable& table, std::vector<int>* members) {
+  FinalSuccessTable out;
+  out.levels = table.levels;
+  out.last_rows = table.last_rows;
+  out.success.assign(table.levels.size(), {});
+  if (members != nullptr) members->clear();
+  for (const auto& [name, runs] : GroupByLabel(table.runs)) {
+    out.runs.push_back(name);
+    if (members != nullptr) members->push_back(static_cast<int>(runs.size()));
+    for (size_t l = 0; l < table.levels.size(); ++l) {
+      double sum = 0.0;
+      int count = 0;
+      for (size_t r : runs) {
+        if (std::isfinite(table.success[l][r])) {
+          sum += table.success[l][r];
+          ++count;
+        }
+      }
+      out.success[l].push_back(count > 0 ? sum / count : std::nan(""));
+    }
+    double frames = 0.0;
+    for (size_t r : runs) frames += table.frames[r];
+    out.frames.push_back(frames / static_cast<double>(runs.size()));
+  }
+  return out;
 }
 
 int CurveLayout::XPixel(double x) const {

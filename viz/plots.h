@@ -78,6 +78,11 @@ struct NamedTable {
 /// mean curve. Throws std::runtime_error naming the table that lacks x_column or mean_success.
 LearningCurves CompareCurves(const std::vector<NamedTable>& runs, const std::string& x_column = "frames");
 
+/// Averages the series that share a label (e.g. one method's seeds) into one series under that
+/// label, in order of first appearance: at each x the mean of the members' values, NaN unless
+/// every member has a value there. Series with a unique label are kept as they are.
+LearningCurves AverageSameLabel(const LearningCurves& curves);
+
 /// Several runs' final per-level success side by side (what `skillgrid plot --compare` prints).
 struct FinalSuccessTable {
   std::vector<std::string> runs;             ///< run names, one column each
@@ -95,6 +100,11 @@ FinalSuccessTable FinalSuccess(const std::vector<NamedTable>& runs, int last_row
 /// The table as aligned text: a header of run names, a row per level (success to 3 decimals, "-"
 /// for NaN), the mean row, then the frames row; ends with a newline.
 std::string FormatFinalSuccess(const FinalSuccessTable& table);
+
+/// Averages the table's runs that share a name into one column under that name, in order of first
+/// appearance: per level the mean over the members with a value (NaN if none), frames the mean.
+/// `members` receives each column's number of runs when not null.
+FinalSuccessTable AverageSameLabel(const FinalSuccessTable& table, std::vector<int>* members = nullptr);
 
 /// How to draw a learning-curve chart.
 struct CurveStyle {

@@ -142,6 +142,30 @@ TEST(PlotCurves, FinalSuccessAveragesEachRunsLastRowsPerLevel) {
   ExpectError([&] { FinalSuccess({{"a", a}}, 0); }, {"must be >= 1", "got 0"});
 }
 
+TEST(PlotCurves, AverageSameLabelMergesRunsThatShareALabel) {
+  const CsvTable a = ParseCsvTable("frames,mean_success,success_GoTo\n0,0.0,0.0\n100,0.4,0.4\n", "a/log.csv");
+  const CsvTable b = ParseCsvTable("frames,mean_success,success_GoTo\n0,0.2,0.2\n200,0.8,\n", "b/log.csv");
+  const CsvTable c = ParseCsvTable("frames,mean_success,success_GoTo\n0,1.0,1.0\n", "c/log.csv");
+  const std::vector<NamedTable> runs{{"poly", a}, {"shared", c}, {"poly", b}};
+  const LearningCurves merged = AverageSameLabel(CompareCurves(runs));
+  ASSERT_EQ(merged.x, (std::vector<double>{0, 100, 200}));
+  ASSERT_EQ(merged.levels.size(), 2u);
+  EXPECT_EQ(merged.levels[0].label, "poly");  // first appearance first
+  EXPECT_EQ(merged.levels[1].label, "shared");
+  EXPECT_DOUBLE_EQ(merged.levels[0].y[0], 0.1);
+  EXPECT_DOUBLE_EQ(merged.levels[0].y[1], 0.45);  // a's 0.4 and b interpolated to 0.5
+  EXPECT_TRUE(std::isnan(merged.levels[0].y[2]));  // a has no point at 200
+  EXPECT_DOUBLE_EQ(merged.levels[1].y[0], 1.0);
+  std::vector<int> members;
+  const FinalSuccessTable t = AverageSameLabel(FinalSuccess(runs, 1), &members);
+  ASSERT_EQ(t.runs, (std::vector<std::string>{"poly", "shared"}));
+  EXPECT_EQ(members, (std::vector<int>{2, 1}));
+  EXPECT_DOUBLE_EQ(t.success[0][0], 0.4);  // GoTo: b's last row is empty, so a's alone
+  EXPECT_DOUBLE_EQ(t.success[1][0], 0.6);  // mean: (0.4 + 0.8) / 2
+  EXPECT_DOUBLE_EQ(t.success[1][1], 1.0);
+  EXPECT_EQ(t.frames, (std::vector<double>{150, 0}));
+}
+
 TEST(PlotCurves, CurveColoursAreDistinct) {
   for (int i = 0; i < 40; ++i) {
     for (int j = 0; j < i; ++j) EXPECT_NE(CurveColor(i), CurveColor(j)) << i << " vs " << j;
@@ -308,6 +332,15 @@ TEST(PlotCommand, CompareWritesOneChartOfTheRunsOrNamesWhatIsMissing) {
   EXPECT_EQ(img.width, 640);
   EXPECT_GT(CountColour(img, {0, 0, img.width, img.height}, CurveColor(0)), 0);
   EXPECT_GT(CountColour(img, {0, 0, img.width, img.height}, CurveColor(1)), 0);
+  r = RunCommand(Cli() + " plot --compare both=" + shared.str() + "+" + poly.str() + " --out " + (out / "avg.png"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("both (2 runs)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("0.875"), std::string::npos) << r.output;  // (0.75 + 1) / 2
+  EXPECT_TRUE(fs::exists(out / "avg.png"));
+  r = RunCommand(Cli() + " plot --compare both=" + shared.str() + "+ --out " + (out / "bad.png"));
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("must be DIR or LABEL=DIR1+DIR2"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out / "bad.png"));
   r = RunCommand(Cli() + " plot --compare " + shared.str() + "," + poly.str() + " --out " + (out / "cmp.png") +
                  " --last 0");
   EXPECT_NE(r.status, 0) << r.output;
