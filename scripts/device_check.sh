@@ -4,7 +4,7 @@
 #   there:  run(command="bash scripts/device_check.sh", carry=[".device"], timeout_s=600)
 # Builds skillgrid against that machine's PyTorch LibTorch (2.x) into build-cuda/ (viewer and
 # micro-benchmarks off), runs every *_CUDA test, then `bench train --device cuda` for
-# bow_endpool_res (fp32, bf16) and the small model. Logs go to $OUT (else build-cuda/out).
+# bow_endpool_res (fp32, bf16; bf16 also with 256 and 1024 envs) and the small model. Logs go to $OUT (else build-cuda/out).
 # SKILLGRID_DEVICE_STEPS=build,tests,bench chooses steps (default: all three);
 # SKILLGRID_TORCH_PREFIX overrides the LibTorch CMake prefix taken from python3.
 set -uo pipefail
@@ -68,5 +68,8 @@ if [[ "$steps" == *bench* ]]; then
   bench --model bow_endpool_res --updates 3
   bench --model bow_endpool_res --precision bf16 --updates 3
   bench --model small --updates 8
+  # How throughput scales with more envs per rollout (each update then has more minibatches of 1280).
+  bench --model bow_endpool_res --precision bf16 --updates 2 --num-envs 256
+  bench --model bow_endpool_res --precision bf16 --updates 2 --num-envs 1024
 fi
 exit "$status"
