@@ -163,6 +163,7 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
 #endif
 
   AddTrainBenchCommand(*bench, exit_code);  // `bench train` (apps/cmd_train.cpp)
+  AddConvBenchCommand(*bench, exit_code);   // `bench conv` (apps/cmd_train.cpp)
 }
 
 }  // namespace skillgrid::apps

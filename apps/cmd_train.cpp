@@ -313,6 +313,48 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
   });
 }
 
+void AddConvBenchCommand(CLI::App& bench, int* exit_code) {
+  auto o = std::make_shared<training::ConvBenchOptions>();
+  CLI::App* cmd = bench.add_subcommand(
+      "conv",
+      "One 3x3 convolution of bow_endpool_res's trunk (rows x channels x size x size), forward and backward, "
+      "with the kernels the model uses; prints milliseconds, GFLOP/s against the machine's peak and the error "
+      "against fp32");
+  cmd->add_option("--rows", o->rows, "batch rows (160: one task's share of a 1280-row minibatch)")
+      ->capture_default_str();
+  cmd->add_option("--channels", o->channels, "input and output channels")->capture_default_str();
+  cmd->add_option("--size", o->size, "map height and width")->capture_default_str();
+  cmd->add_option("--iterations", o->iterations, "timed calls of each kind (the median is printed)")
+      ->capture_default_str();
+  cmd->add_option("--threads", o->threads, "torch threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--precision", o->precision, "fp32 | bf16")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of the random operands")->capture_default_str();
+  cmd->callback([o, exit_code] {
+    *exit_code = Guarded("bench conv", [&] {
+      const training::ConvBenchResult r = training::RunConvBench(*o);
+      std::printf(
+          "shape: %d x %d x %d x %d, 3x3 kernel, stride 1, padding 1\nprecision: %s\nthreads: %d\n"
+          "forward_kernel: %s\nweight_grad_kernel: %s\ndirect_gflop: %.4f\nforward_ms: %.3f\nforward_gflops: %.1f\n"
+          "backward_ms: %.3f\nbackward_gflops: %.1f\nrelative_error: %.2e\n",
+          o->rows, o->channels, o->size, o->size, o->precision.c_str(), r.threads, r.forward_kernel.c_str(),
+          r.weight_grad_kernel.c_str(), r.direct_gflop, r.forward_ms, r.forward_gflops, r.backward_ms,
+          r.backward_gflops, r.relative_error);
+      if (r.forward_kernel == "winograd") {
+        // F(2x2, 3x3): 16 multiplies per 2x2 output tile where a direct convolution needs 36 per tile.
+        const double tiles = std::ceil(o->size / 2.0) * std::ceil(o->size / 2.0);
+        std::printf("winograd_multiplies_per_direct: %.3f (a Winograd share of peak above 1 counts direct FLOPs)\n",
+                    tiles * 16.0 / (9.0 * o->size * o->size));
+      }
+      if (r.peak_gflops > 0.0) {
+        std::printf("peak_gflops: %.1f (%s)\nforward_share_of_peak: %.3f\nbackward_share_of_peak: %.3f\n",
+                    r.peak_gflops, r.peak_formula.c_str(), r.forward_gflops / r.peak_gflops,
+                    r.backward_gflops / r.peak_gflops);
+      }
+      return 0;
+    });
+  });
+}
+
 #else  // no LibTorch: the commands say so plainly and exit non-zero.
 
 void AddTrainCommand(CLI::App& app, int* exit_code) {
@@ -329,6 +371,15 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
   cmd->allow_extras();
   cmd->callback([exit_code] {
     std::cerr << "skillgrid bench train: this build has no LibTorch\n";
+    *exit_code = 2;
+  });
+}
+
+void AddConvBenchCommand(CLI::App& bench, int* exit_code) {
+  CLI::App* cmd = bench.add_subcommand("conv", "Convolution throughput (needs a build with LibTorch)");
+  cmd->allow_extras();
+  cmd->callback([exit_code] {
+    std::cerr << "skillgrid bench conv: this build has no LibTorch\n";
     *exit_code = 2;
   });
 }

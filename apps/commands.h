@@ -35,6 +35,8 @@ void AddTrainCommand(CLI::App& app, int* exit_code);
 void AddEvalCommand(CLI::App& app, int* exit_code);
 /// `skillgrid bench train`: whole-loop PPO throughput, registered under the `bench` command.
 void AddTrainBenchCommand(CLI::App& bench, int* exit_code);
+/// `skillgrid bench conv`: one trunk convolution's forward and backward against the machine's peak.
+void AddConvBenchCommand(CLI::App& bench, int* exit_code);
 
 /// Default path of the conformance traces: ../shared/conformance/babyai_public.jsonl beside the
 /// checkout (as configured at build time), else relative to the working directory.

@@ -10,6 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "skills/amx_conv.h"
+#include "skills/skill_conv_embedding.h"
+#include "skills/winograd_conv.h"
 #include "training/trainer.h"
 
 namespace skillgrid::training {
@@ -186,6 +193,81 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
     r.peak_gflops = EstimatePeakGflops(update_cores, &r.peak_formula);
     if (o.precision == "bf16") r.peak_gflops_bf16 = EstimatePeakGflopsBf16(update_cores, &r.peak_formula_bf16);
   }
+  return r;
+}
+
+namespace {
+
+// Median of `calls` timed runs of f (after two untimed ones), in milliseconds.
+template <typename F>
+double MedianMs(int calls, F&& f) {
+  for (int i = 0; i < 2; ++i) f();
+  std::vector<double> ms;
+  for (int i = 0; i < calls; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms.size() % 2 == 1 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+}
+
+}  // namespace
+
+ConvBenchResult RunConvBench(const ConvBenchOptions& o) {
+  if (o.rows < 1) throw ConfigError("--rows must be >= 1, got " + std::to_string(o.rows));
+  if (o.channels < 1) throw ConfigError("--channels must be >= 1, got " + std::to_string(o.channels));
+  if (o.size < 1) throw ConfigError("--size must be >= 1, got " + std::to_string(o.size));
+  if (o.iterations < 1) throw ConfigError("--iterations must be >= 1, got " + std::to_string(o.iterations));
+  if (o.threads < 0) throw ConfigError("--threads must be >= 0, got " + std::to_string(o.threads));
+  const skills::ConvPrecision precision = [&] {
+    try {
+      return skills::ParseConvPrecision(o.precision);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(std::string("--precision: ") + e.what());
+    }
+  }();
+  const bool bf16 = precision == skills::ConvPrecision::kBFloat16;
+  ConvBenchResult r;
+  r.threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int previous_threads = at::get_num_threads();
+  at::set_num_threads(r.threads);
+  at::manual_seed(o.seed);
+  const int64_t n = o.rows, c = o.channels, hw = o.size;
+  // The trunk's activations are channels-last bf16 (fp32 in fp32 runs), the kernel fp32.
+  const auto act = at::TensorOptions().dtype(bf16 ? at::kBFloat16 : at::kFloat);
+  at::Tensor x = at::randn({n, c, hw, hw}).to(act).contiguous(at::MemoryFormat::ChannelsLast).requires_grad_(true);
+  const at::Tensor w = (at::randn({c, c, 3, 3}) * (1.0 / std::sqrt(9.0 * c))).requires_grad_(true);
+  const at::Tensor b = at::zeros({c}).requires_grad_(true);
+  const at::Tensor dy = at::randn({n, c, hw, hw}).to(act).contiguous(at::MemoryFormat::ChannelsLast);
+
+  const at::Tensor y = skills::Conv2dInPrecision(x, w, b, 1, 1, precision);
+  {
+    at::NoGradGuard no_grad;  // the error of this arithmetic against fp32 on the same operands
+    const at::Tensor ref = at::conv2d(x.detach().to(at::kFloat), w.detach(), b.detach(), {1, 1}, {1, 1});
+    r.relative_error = ((y.detach().to(at::kFloat) - ref).norm() / ref.norm()).item<double>();
+  }
+  const at::Tensor xd = x.detach();
+  r.forward_kernel = !bf16 ? "onednn" : skills::WinogradConv3x3Supports(xd, c) ? "winograd" : "onednn";
+  r.weight_grad_kernel = !bf16                                          ? "onednn"
+                         : skills::Conv3x3WeightGradAmxSupports(xd, dy) ? "amx"
+                         : skills::WinogradConv3x3Supports(xd, c)       ? "winograd"
+                                                                        : "onednn";
+  {
+    at::NoGradGuard no_grad;
+    r.forward_ms = MedianMs(o.iterations, [&] { skills::Conv2dInPrecision(xd, w, b, 1, 1, precision); });
+  }
+  r.backward_ms = MedianMs(o.iterations, [&] {
+    const at::Tensor out = skills::Conv2dInPrecision(x, w, b, 1, 1, precision);
+    torch::autograd::grad({out}, {x, w, b}, {dy});
+  });
+  // The timed backward above includes a forward; subtract it.
+  r.backward_ms = std::max(0.0, r.backward_ms - r.forward_ms);
+  r.direct_gflop = 2.0 * n * c * c * 9 * hw * hw / 1e9;
+  r.forward_gflops = r.forward_ms > 0.0 ? r.direct_gflop / (r.forward_ms / 1e3) : 0.0;
+  r.backward_gflops = r.backward_ms > 0.0 ? 2.0 * r.direct_gflop / (r.backward_ms / 1e3) : 0.0;
+  r.peak_gflops = bf16 ? EstimatePeakGflopsBf16(r.threads, &r.peak_formula) : EstimatePeakGflops(r.threads, &r.peak_formula);
+  at::set_num_threads(previous_threads);
   return r;
 }
 

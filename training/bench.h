@@ -89,6 +89,48 @@ double EstimatePeakGflopsBf16(int cores, std::string* formula);
 /// Runs the benchmark with no run directory. Throws ConfigError for bad options.
 TrainBenchResult RunTrainBench(const TrainBenchOptions& options);
 
+/// What `skillgrid bench conv` times: one 3x3 "same" convolution of bow_endpool_res's trunk, run
+/// as the model runs it (Conv2dInPrecision: Winograd, AMX or oneDNN kernels by CPU and precision).
+struct ConvBenchOptions {
+  /// Batch rows (160: a 1280-row minibatch's rows of one of eight tasks).
+  int rows = 160;
+  /// Input and output channels (bow_endpool_res: 128).
+  int channels = 128;
+  /// Height and width of the maps (BabyAI's view: 7).
+  int size = 7;
+  /// Timed calls of each kind, after two untimed ones.
+  int iterations = 30;
+  /// Torch threads (0 = all cores).
+  int threads = 0;
+  /// Arithmetic: "bf16" or "fp32".
+  std::string precision = "bf16";
+  /// Seed of the random input, kernel and output gradient.
+  uint64_t seed = 1;
+};
+
+/// Timings and the arithmetic's error of the convolution.
+struct ConvBenchResult {
+  /// The kernels that ran: forward, then weight gradient ("winograd", "amx", "onednn").
+  std::string forward_kernel, weight_grad_kernel;
+  /// Median milliseconds of a forward call, and of a backward call (input and weight gradients).
+  double forward_ms = 0.0, backward_ms = 0.0;
+  /// GFLOP of one direct convolution: 2 x rows x channels^2 x 9 x size^2 / 1e9 (the backward
+  /// is twice that); the rates below count these FLOPs, whatever algorithm ran.
+  double direct_gflop = 0.0;
+  /// Direct-equivalent GFLOP/s of the forward and of the backward.
+  double forward_gflops = 0.0, backward_gflops = 0.0;
+  /// The machine's peak in this precision for the threads used (0 when unknown), and its derivation.
+  double peak_gflops = 0.0;
+  std::string peak_formula;
+  /// Threads used.
+  int threads = 1;
+  /// ||y - y_fp32|| / ||y_fp32|| of the forward against an fp32 convolution of the same operands.
+  double relative_error = 0.0;
+};
+
+/// Runs the convolution benchmark on CPU. Throws ConfigError for bad options.
+ConvBenchResult RunConvBench(const ConvBenchOptions& options);
+
 /// Forward multiply-add FLOPs per observation of the base network of an architecture
 /// (convolutions, FiLM, memory, heads; 2 FLOPs per multiply-add).
 double ForwardFlopsPerFrame(const std::string& arch);

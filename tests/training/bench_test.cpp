@@ -38,6 +38,36 @@ TEST(Bench, Bf16PeakIsAtLeastTheFp32PeakAndScalesWithCores) {
   EXPECT_NE(two.find("flop/cycle"), std::string::npos) << two;
 }
 
+TEST(Bench, ConvBenchTimesTheTrunkConvolutionAndBoundsItsError) {
+  ConvBenchOptions o;
+  o.rows = 4;
+  o.channels = 32;
+  o.iterations = 1;
+  o.threads = 1;
+  o.precision = "fp32";
+  ConvBenchResult r = RunConvBench(o);
+  EXPECT_EQ(r.forward_kernel, "onednn");
+  EXPECT_LT(r.relative_error, 1e-5);  // the same fp32 convolution
+  EXPECT_GT(r.forward_ms, 0.0);
+  EXPECT_DOUBLE_EQ(r.direct_gflop, 2.0 * 4 * 32 * 32 * 9 * 49 / 1e9);
+  EXPECT_NEAR(r.forward_gflops, r.direct_gflop / (r.forward_ms / 1e3), 1e-9 * r.forward_gflops);
+  o.precision = "bf16";
+  r = RunConvBench(o);
+  // bf16 operands: ~0.2-0.5 % of the output's norm (Winograd's transforms add some).
+  EXPECT_GT(r.relative_error, 1e-4);
+  EXPECT_LT(r.relative_error, 2e-2);
+  EXPECT_FALSE(r.weight_grad_kernel.empty());
+  o.rows = 0;
+  try {
+    RunConvBench(o);
+    ADD_FAILURE() << "rows 0 accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "--rows must be >= 1, got 0");
+  }
+  o.rows = 4;
+  o.precision = "fp16";
+  EXPECT_THROW(RunConvBench(o), ConfigError);
+}
 
 TEST(Bench_CUDA, TrainBenchRunsTheWholeLoopOnTheDevice) {
   // `skillgrid bench train --device cuda` (the 50,000 frames/s target of bow_endpool_res):
