@@ -63,9 +63,19 @@ int RunCompare(const PlotOptions& o) {
   namespace fs = std::filesystem;
   const std::string file = o.eval ? "eval.csv" : "log.csv";
   try {
+    std::vector<std::pair<std::string, std::vector<std::string>>> entries;
+    for (const auto& entry : o.compare) entries.push_back(ParseCompareEntry(entry));
+    // Only LABEL= entries are averaged: a bare directory whose name another entry also uses
+    // (runs1/poly, runs2/poly) is labelled with its whole path instead.
+    std::vector<std::string> labels;
+    for (const auto& e : entries) labels.push_back(e.first);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (o.compare[i].find('=') == std::string::npos && std::count(labels.begin(), labels.end(), labels[i]) > 1) {
+        entries[i].first = fs::path(entries[i].second.front()).lexically_normal().string();
+      }
+    }
     std::vector<viz::NamedTable> runs;
-    for (const auto& entry : o.compare) {
-      const auto [label, dirs] = ParseCompareEntry(entry);
+    for (const auto& [label, dirs] : entries) {
       for (const auto& dir : dirs) {
         const fs::path csv = fs::path(dir) / file;
         if (!fs::exists(csv)) throw std::runtime_error(dir + " has no " + file);

@@ -337,6 +337,15 @@ TEST(PlotCommand, CompareWritesOneChartOfTheRunsOrNamesWhatIsMissing) {
   EXPECT_NE(r.output.find("both (2 runs)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("0.875"), std::string::npos) << r.output;  // (0.75 + 1) / 2
   EXPECT_TRUE(fs::exists(out / "avg.png"));
+  // Two bare directories of the same name stay apart, labelled by their paths.
+  testing::TempDir other("plots_cmp_other");
+  fs::create_directories(other / fs::path(shared.str()).filename().string());
+  const std::string twin = other / fs::path(shared.str()).filename().string();
+  testing::WriteFile(twin + "/log.csv", kLog);
+  r = RunCommand(Cli() + " plot --compare " + shared.str() + "," + twin + " --out " + (out / "twins.png"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("(2 runs)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(twin), std::string::npos) << r.output;
   r = RunCommand(Cli() + " plot --compare both=" + shared.str() + "+ --out " + (out / "bad.png"));
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("must be DIR or LABEL=DIR1+DIR2"), std::string::npos) << r.output;
