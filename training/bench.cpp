@@ -230,7 +230,11 @@ ConvBenchResult RunConvBench(const ConvBenchOptions& o) {
   const bool bf16 = precision == skills::ConvPrecision::kBFloat16;
   ConvBenchResult r;
   r.threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int previous_threads = at::get_num_threads();
+  // Restores the caller's thread count on every way out.
+  struct ThreadCountGuard {
+    int previous = at::get_num_threads();
+    ~ThreadCountGuard() { at::set_num_threads(previous); }
+  } thread_count_guard;
   at::set_num_threads(r.threads);
   at::manual_seed(o.seed);
   const int64_t n = o.rows, c = o.channels, hw = o.size;
@@ -267,7 +271,6 @@ ConvBenchResult RunConvBench(const ConvBenchOptions& o) {
   r.forward_gflops = r.forward_ms > 0.0 ? r.direct_gflop / (r.forward_ms / 1e3) : 0.0;
   r.backward_gflops = r.backward_ms > 0.0 ? 2.0 * r.direct_gflop / (r.backward_ms / 1e3) : 0.0;
   r.peak_gflops = bf16 ? EstimatePeakGflopsBf16(r.threads, &r.peak_formula) : EstimatePeakGflops(r.threads, &r.peak_formula);
-  at::set_num_threads(previous_threads);
   return r;
 }
 
