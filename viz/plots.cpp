@@ -382,14 +382,14 @@ LearningCurves CompareCurves(const std::vector<NamedTable>& runs, const std::str
 
 namespace {
 
-// Mean of the finite values among column c's last `n` rows; NaN when there are none.
-double MeanOfLastRows(const CsvTable& table, int c, int n) {
-  const std::vector<double>& col = table.columns[static_cast<size_t>(c)];
+// Mean of the finite values in [first, last); NaN when there are none.
+template <typename It>
+double MeanOfFinite(It first, It last) {
   double sum = 0.0;
   int count = 0;
-  for (size_t i = col.size() > static_cast<size_t>(n) ? col.size() - n : 0; i < col.size(); ++i) {
-    if (std::isfinite(col[i])) {
-      sum += col[i];
+  for (; first != last; ++first) {
+    if (std::isfinite(*first)) {
+      sum += *first;
       ++count;
     }
   }
@@ -431,7 +431,6 @@ LearningCurves AverageSameLabel(const LearningCurves& curves) {
 FinalSuccessTable FinalSuccess(const std::vector<NamedTable>& runs, int last_rows) {
   if (last_rows < 1) throw std::runtime_error("rows to average must be >= 1, got " + std::to_string(last_rows));
   FinalSuccessTable t;
-  t.last_rows = last_rows;
   const std::string prefix = "success_";
   for (const auto& run : runs) {  // the union of the levels, in the order first seen
     for (const auto& name : run.table.names) {
@@ -448,7 +447,9 @@ FinalSuccessTable FinalSuccess(const std::vector<NamedTable>& runs, int last_row
     for (size_t l = 0; l < t.levels.size(); ++l) {
       const bool mean_row = l + 1 == t.levels.size();
       const int c = table.Find(mean_row ? "mean_success" : prefix + t.levels[l]);
-      if (c >= 0) t.success[l][r] = MeanOfLastRows(table, c, last_rows);
+      if (c < 0) continue;
+      const std::vector<double>& col = table.columns[static_cast<size_t>(c)];
+      t.success[l][r] = MeanOfFinite(col.end() - std::min<ptrdiff_t>(last_rows, col.size()), col.end());
     }
     const int fc = table.Find("frames");
     t.frames.push_back(fc >= 0 && table.rows() > 0 ? table.columns[static_cast<size_t>(fc)].back() : std::nan(""));
@@ -490,22 +491,15 @@ std::string FormatFinalSuccess(const FinalSuccessTable& table) {
 FinalSuccessTable AverageSameLabel(const FinalSuccessTable& table, std::vector<int>* members) {
   FinalSuccessTable out;
   out.levels = table.levels;
-  out.last_rows = table.last_rows;
   out.success.assign(table.levels.size(), {});
   if (members != nullptr) members->clear();
   for (const auto& [name, runs] : GroupByLabel(table.runs)) {
     out.runs.push_back(name);
     if (members != nullptr) members->push_back(static_cast<int>(runs.size()));
     for (size_t l = 0; l < table.levels.size(); ++l) {
-      double sum = 0.0;
-      int count = 0;
-      for (size_t r : runs) {
-        if (std::isfinite(table.success[l][r])) {
-          sum += table.success[l][r];
-          ++count;
-        }
-      }
-      out.success[l].push_back(count > 0 ? sum / count : std::nan(""));
+      std::vector<double> values;
+      for (size_t r : runs) values.push_back(table.success[l][r]);
+      out.success[l].push_back(MeanOfFinite(values.begin(), values.end()));
     }
     double frames = 0.0;
     for (size_t r : runs) frames += table.frames[r];

@@ -89,7 +89,6 @@ struct FinalSuccessTable {
   std::vector<std::string> levels;           ///< short level names, first seen first, then "mean"
   std::vector<std::vector<double>> success;  ///< success[level][run]; NaN where the run lacks the level
   std::vector<double> frames;                ///< per run: frames at its last row; NaN without that column
-  int last_rows = 1;                         ///< rows averaged into each value (the last ones)
 };
 
 /// Per run and level, the mean of the finite "success_<level>" values in the run's last
