@@ -1,7 +1,7 @@
 // `skillgrid plot`: writes a run directory's plots/ (learning curves from log.csv, evaluation
 // curves from eval.csv, the routing heatmaps from skills.json) and prints the paths written; with
-// --compare, one chart of several runs' mean success (e.g. Shared vs Poly) and a table of their
-// final per-level success.
+// --compare, one chart of several runs' mean success (e.g. Shared vs Poly), a table of their
+// final per-level success and one of the episodes each level took to reach a success threshold.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <filesystem>
@@ -27,6 +27,8 @@ struct PlotOptions {
   std::vector<std::string> compare;  // run directories compared in one chart
   bool eval = false;                 // compare eval.csv instead of log.csv
   int last = 1;                      // rows averaged per value in the comparison table
+  double threshold = 0.99;           // smoothed training success the sample-efficiency table waits for
+  int window = 100;                  // log rows per centred moving average in that table
   std::string out = "compare.png";   // the comparison chart
   std::string x = "frames";          // x axis of the curves
   int width = 960;                   // chart size
@@ -102,6 +104,16 @@ int RunCompare(const PlotOptions& o) {
               << o.last << " row(s) of each " << file << (members.size() < runs.size() ? ", then over each label's runs" : "")
               << ":\n"
               << viz::FormatFinalSuccess(table);
+    if (!o.eval) {  // eval.csv counts no training episodes
+      viz::ReachOptions reach;
+      reach.threshold = o.threshold;
+      reach.window = o.window;
+      std::cout << "\ntraining episodes until the success, smoothed over " << o.window << " log rows (centred), reaches "
+                << o.threshold << " (per level: its own episodes; all: every level's, when the mean success"
+                << (members.size() < runs.size() ? " does; a label: the mean over its runs that reached, (k/n) if not all" : " does")
+                << "):\n"
+                << viz::FormatEpisodesToReach(viz::AverageSameLabel(viz::EpisodesToReach(runs, reach)));
+    }
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "skillgrid plot: error: " << e.what() << "\n";
@@ -149,7 +161,8 @@ void AddPlotCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "plot",
       "Write a run's plots/ (learning curves, evaluation curves, routing heatmaps; PNG), or with --compare one "
-      "chart of several runs' mean success and a table of their final success per level");
+      "chart of several runs' mean success and tables of their final success per level and of the training "
+      "episodes each level took to reach a success threshold (sample efficiency, as BabyAI measures it)");
   cmd->add_option("--run", o->run, "run directory (log.csv, eval.csv, skills.json): writes its plots/");
   cmd->add_option("--compare", o->compare,
                   "runs (comma-separated) drawn as one chart of mean success, e.g. Shared vs Poly; an entry "
@@ -159,6 +172,16 @@ void AddPlotCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--out", o->out, "with --compare: the PNG to write")->capture_default_str();
   cmd->add_option("--last", o->last,
                   "with --compare: the table averages each run's last N rows (e.g. 3 periodic evaluations)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--threshold", o->threshold,
+                  "with --compare on log.csv: the sample-efficiency table counts episodes until the smoothed "
+                  "success reaches this (BabyAI, Polytropon: 0.99)")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-9, 1.0));
+  cmd->add_option("--window", o->window,
+                  "with --compare on log.csv: log rows per centred moving average of that table (BabyAI: 100; 10 "
+                  "for GoToRedBallGrey)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--x", o->x, "x axis of the curves")

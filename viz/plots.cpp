@@ -410,6 +410,20 @@ std::vector<std::pair<std::string, std::vector<size_t>>> GroupByLabel(const std:
   return groups;
 }
 
+// The short names of the runs' "success_<level>" columns: their union, in the order first seen.
+std::vector<std::string> SuccessLevels(const std::vector<NamedTable>& runs) {
+  const std::string prefix = "success_";
+  std::vector<std::string> levels;
+  for (const auto& run : runs) {
+    for (const auto& name : run.table.names) {
+      if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) continue;
+      const std::string level = name.substr(prefix.size());
+      if (std::find(levels.begin(), levels.end(), level) == levels.end()) levels.push_back(level);
+    }
+  }
+  return levels;
+}
+
 }  // namespace
 
 LearningCurves AverageSameLabel(const LearningCurves& curves) {
@@ -432,13 +446,7 @@ FinalSuccessTable FinalSuccess(const std::vector<NamedTable>& runs, int last_row
   if (last_rows < 1) throw std::runtime_error("rows to average must be >= 1, got " + std::to_string(last_rows));
   FinalSuccessTable t;
   const std::string prefix = "success_";
-  for (const auto& run : runs) {  // the union of the levels, in the order first seen
-    for (const auto& name : run.table.names) {
-      if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) continue;
-      const std::string level = name.substr(prefix.size());
-      if (std::find(t.levels.begin(), t.levels.end(), level) == t.levels.end()) t.levels.push_back(level);
-    }
-  }
+  t.levels = SuccessLevels(runs);
   t.levels.push_back("mean");
   t.success.assign(t.levels.size(), std::vector<double>(runs.size(), std::nan("")));
   for (size_t r = 0; r < runs.size(); ++r) {
@@ -506,6 +514,138 @@ FinalSuccessTable AverageSameLabel(const FinalSuccessTable& table, std::vector<i
     out.frames.push_back(frames / static_cast<double>(runs.size()));
   }
   return out;
+}
+
+std::vector<double> CentredMovingAverage(const std::vector<double>& values, int window) {
+  if (window < 1) throw std::runtime_error("smoothing window must be >= 1 row, got " + std::to_string(window));
+  const size_t n = values.size(), w = static_cast<size_t>(window);
+  std::vector<double> out(n, std::nan(""));
+  // Each window summed afresh (rows x window adds: ~1M for a 20M-frame log), so no running-sum
+  // drift can move a value across the threshold.
+  for (size_t start = 0; start + w <= n; ++start) {
+    double sum = 0.0;
+    for (size_t i = start; i < start + w; ++i) sum += values[i];  // a NaN makes the mean NaN
+    out[start + w / 2] = sum / static_cast<double>(w);
+  }
+  return out;
+}
+
+EpisodesToReachTable EpisodesToReach(const std::vector<NamedTable>& runs, const ReachOptions& options) {
+  if (!(options.threshold > 0.0 && options.threshold <= 1.0)) {
+    throw std::runtime_error("success threshold must be in (0, 1], got " + std::to_string(options.threshold));
+  }
+  if (options.window < 1) throw std::runtime_error("smoothing window must be >= 1 row, got " + std::to_string(options.window));
+  EpisodesToReachTable t;
+  t.options = options;
+  t.levels = SuccessLevels(runs);
+  t.levels.push_back("all");
+  t.episodes.assign(t.levels.size(), std::vector<double>(runs.size(), std::nan("")));
+  t.reached.assign(t.levels.size(), std::vector<int>(runs.size(), 0));
+  t.best.assign(t.levels.size(), std::vector<double>(runs.size(), std::nan("")));
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const CsvTable& table = runs[r].table;
+    t.runs.push_back(runs[r].name);
+    t.members.push_back(1);
+    for (size_t l = 0; l < t.levels.size(); ++l) {
+      const bool all = l + 1 == t.levels.size();
+      const int sc = table.Find(all ? "mean_success" : "success_" + t.levels[l]);
+      const int ec = table.Find(all ? "episodes" : "episodes_" + t.levels[l]);
+      if (sc < 0) continue;
+      const std::vector<double> smooth = CentredMovingAverage(table.columns[static_cast<size_t>(sc)], options.window);
+      for (size_t i = 0; i < smooth.size(); ++i) {
+        if (!std::isfinite(smooth[i])) continue;
+        if (!(t.best[l][r] >= smooth[i])) t.best[l][r] = smooth[i];  // best starts NaN, which compares false
+        if (smooth[i] >= options.threshold && t.reached[l][r] == 0) {
+          t.reached[l][r] = 1;
+          if (ec >= 0) t.episodes[l][r] = table.columns[static_cast<size_t>(ec)][i];
+        }
+      }
+    }
+  }
+  return t;
+}
+
+EpisodesToReachTable AverageSameLabel(const EpisodesToReachTable& table) {
+  EpisodesToReachTable out;
+  out.options = table.options;
+  out.levels = table.levels;
+  out.episodes.assign(table.levels.size(), {});
+  out.reached.assign(table.levels.size(), {});
+  out.best.assign(table.levels.size(), {});
+  for (const auto& [name, runs] : GroupByLabel(table.runs)) {
+    out.runs.push_back(name);
+    int members = 0;
+    for (size_t r : runs) members += table.members[r];
+    out.members.push_back(members);
+    for (size_t l = 0; l < table.levels.size(); ++l) {
+      // A column that is already a mean counts with the weight of the runs that reached in it.
+      double sum = 0.0, weight = 0.0, best = std::nan("");
+      int reached = 0;
+      for (size_t r : runs) {
+        reached += table.reached[l][r];
+        if (table.reached[l][r] > 0 && std::isfinite(table.episodes[l][r])) {
+          sum += table.episodes[l][r] * table.reached[l][r];
+          weight += table.reached[l][r];
+        }
+        const double b = table.best[l][r];
+        if (std::isfinite(b) && !(best >= b)) best = b;  // best starts NaN, which compares false
+      }
+      out.episodes[l].push_back(weight > 0 ? sum / weight : std::nan(""));
+      out.reached[l].push_back(reached);
+      out.best[l].push_back(best);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// 1234567.4 -> "1,234,567".
+std::string WithThousands(double value) {
+  std::string digits = std::to_string(std::llround(value));
+  const size_t first = digits[0] == '-' ? 1 : 0;
+  for (ptrdiff_t i = static_cast<ptrdiff_t>(digits.size()) - 3; i > static_cast<ptrdiff_t>(first); i -= 3) {
+    digits.insert(static_cast<size_t>(i), ",");
+  }
+  return digits;
+}
+
+}  // namespace
+
+std::string FormatEpisodesToReach(const EpisodesToReachTable& table) {
+  std::vector<std::vector<std::string>> cells(table.levels.size());
+  for (size_t l = 0; l < table.levels.size(); ++l) {
+    for (size_t r = 0; r < table.runs.size(); ++r) {
+      const int reached = table.reached[l][r], members = table.members[r];
+      std::string text;
+      if (reached == 0) {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "- (max %.2f)", table.best[l][r]);
+        text = std::isfinite(table.best[l][r]) ? buf : "-";
+      } else {
+        text = std::isfinite(table.episodes[l][r]) ? WithThousands(table.episodes[l][r]) : "?";
+        if (reached < members) text += " (" + std::to_string(reached) + "/" + std::to_string(members) + ")";
+      }
+      cells[l].push_back(text);
+    }
+  }
+  size_t label_width = std::string("level").size();
+  for (const auto& level : table.levels) label_width = std::max(label_width, level.size());
+  std::vector<size_t> widths;
+  for (size_t r = 0; r < table.runs.size(); ++r) {
+    size_t w = std::max<size_t>(table.runs[r].size(), 10);
+    for (const auto& row : cells) w = std::max(w, row[r].size());
+    widths.push_back(w);
+  }
+  std::ostringstream out;
+  const auto row = [&](const std::string& label, const std::vector<std::string>& texts) {
+    out << std::left << std::setw(static_cast<int>(label_width)) << label << std::right;
+    for (size_t r = 0; r < texts.size(); ++r) out << "  " << std::setw(static_cast<int>(widths[r])) << texts[r];
+    out << "\n";
+  };
+  row("level", table.runs);
+  for (size_t l = 0; l < table.levels.size(); ++l) row(table.levels[l], cells[l]);
+  return out.str();
 }
 
 int CurveLayout::XPixel(double x) const {

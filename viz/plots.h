@@ -105,6 +105,45 @@ std::string FormatFinalSuccess(const FinalSuccessTable& table);
 /// `members` receives each column's number of runs when not null.
 FinalSuccessTable AverageSameLabel(const FinalSuccessTable& table, std::vector<int>* members = nullptr);
 
+/// How EpisodesToReach measures sample efficiency (BabyAI's scripts/rl_dataeff.py).
+struct ReachOptions {
+  double threshold = 0.99;  ///< smoothed success to reach (>=); BabyAI and Polytropon use 0.99
+  int window = 100;         ///< log rows per centred moving average (BabyAI: 100; 10 for GoToRedBallGrey)
+};
+
+/// Centred moving average, as pandas' rolling(window, center=True).mean(): value i is the mean of
+/// rows [i - window/2, i - window/2 + window), NaN where that range leaves the data or holds a
+/// NaN. Throws std::runtime_error when window < 1.
+std::vector<double> CentredMovingAverage(const std::vector<double>& values, int window);
+
+/// Per run and level, the training episodes spent until the smoothed success first reached the
+/// threshold: a sample-efficiency table (`skillgrid plot --compare` prints it under the final one).
+struct EpisodesToReachTable {
+  ReachOptions options;             ///< threshold and window used
+  std::vector<std::string> runs;    ///< column names
+  std::vector<int> members;         ///< runs per column (1 until AverageSameLabel merges)
+  std::vector<std::string> levels;  ///< short level names, first seen first, then "all"
+  /// episodes[level][run]: at the first row whose smoothed success reaches the threshold, the
+  /// level's own episodes so far ("episodes_<level>"); for "all", every level's ("episodes") when
+  /// the smoothed "mean_success" does (Polytropon's metric). Merged columns: the mean over the
+  /// runs that reached. NaN when none did.
+  std::vector<std::vector<double>> episodes;
+  std::vector<std::vector<int>> reached;  ///< reached[level][run]: how many of the column's runs reached
+  std::vector<std::vector<double>> best;  ///< best[level][run]: highest smoothed success; NaN if no full window
+};
+
+/// Builds the table from log.csv tables (see EpisodesToReachTable). Throws std::runtime_error
+/// when options.window < 1 or options.threshold is not in (0, 1].
+EpisodesToReachTable EpisodesToReach(const std::vector<NamedTable>& runs, const ReachOptions& options = {});
+
+/// Merges the columns that share a name (seeds of one method), in order of first appearance.
+EpisodesToReachTable AverageSameLabel(const EpisodesToReachTable& table);
+
+/// The table as aligned text: episodes with thousands separators, "(k/n)" when only k of a
+/// column's n runs reached, "- (max 0.83)" when none did ("-" alone without a full window), "?"
+/// when a log lacks the episodes column; ends with a newline.
+std::string FormatEpisodesToReach(const EpisodesToReachTable& table);
+
 /// How to draw a learning-curve chart.
 struct CurveStyle {
   int width = 960;          ///< image width in pixels (>= 320)

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <string>
 
 #include "envs/image_io.h"
 #include "test_util.h"
@@ -166,6 +168,69 @@ TEST(PlotCurves, AverageSameLabelMergesRunsThatShareALabel) {
   EXPECT_EQ(t.frames, (std::vector<double>{150, 0}));
 }
 
+TEST(PlotCurves, CentredMovingAverageMatchesPandasCentredRolling) {
+  const double nan = std::nan("");
+  const auto expect = [](const std::vector<double>& got, const std::vector<double>& want) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (std::isnan(want[i])) {
+        EXPECT_TRUE(std::isnan(got[i])) << i << ": " << got[i];
+      } else {
+        EXPECT_NEAR(got[i], want[i], 1e-12) << i;
+      }
+    }
+  };
+  const std::vector<double> v{1, 2, 3, 4, 5, 6};
+  expect(CentredMovingAverage(v, 1), v);
+  expect(CentredMovingAverage(v, 2), {nan, 1.5, 2.5, 3.5, 4.5, 5.5});  // rows i-1, i
+  expect(CentredMovingAverage(v, 3), {nan, 2, 3, 4, 5, nan});
+  expect(CentredMovingAverage(v, 4), {nan, nan, 2.5, 3.5, 4.5, nan});  // rows i-2 .. i+1
+  expect(CentredMovingAverage(v, 7), {nan, nan, nan, nan, nan, nan});   // no full window
+  expect(CentredMovingAverage({0.2, nan, 0.4, 0.6, 0.8, 1.0}, 3), {nan, nan, nan, 0.6, 0.8, nan});
+  ExpectError([&] { CentredMovingAverage(v, 0); }, {"window", "got 0"});
+}
+
+TEST(PlotCurves, EpisodesToReachTakesTheFirstRowWhoseSmoothedSuccessReaches) {
+  // A reaches 0.95 smoothed over 3 rows at row 2 ((0.9 + 1 + 1) / 3), when it had 6 episodes;
+  // B peaks at 0.3; the mean reaches at row 3, after 40 episodes of all levels.
+  const CsvTable a = ParseCsvTable(
+      "frames,episodes,mean_success,success_A,success_B,episodes_A,episodes_B\n"
+      "1,10,0.5,0.5,0,2,1\n2,20,0.9,0.9,0.1,4,2\n3,30,0.92,1,0.2,6,3\n4,40,1,1,0.3,8,4\n5,50,1,1,0.4,10,5\n"
+      "6,60,1,1,0.4,12,6\n",
+      "a/log.csv");
+  // Another seed: A reaches at row 1 with 4 episodes; no mean_success column.
+  const CsvTable b = ParseCsvTable("episodes,success_A,episodes_A\n5,1,4\n9,1,4\n12,1,7\n", "b/log.csv");
+  ReachOptions o;
+  o.threshold = 0.95;
+  o.window = 3;
+  EpisodesToReachTable t = EpisodesToReach({{"poly", a}, {"poly", b}}, o);
+  ASSERT_EQ(t.levels, (std::vector<std::string>{"A", "B", "all"}));
+  EXPECT_EQ(t.reached[0], (std::vector<int>{1, 1}));
+  EXPECT_EQ(t.episodes[0], (std::vector<double>{6, 4}));
+  EXPECT_EQ(t.reached[1], (std::vector<int>{0, 0}));
+  EXPECT_NEAR(t.best[1][0], (0.3 + 0.4 + 0.4) / 3, 1e-12);
+  EXPECT_TRUE(std::isnan(t.best[1][1]));                        // b has no B column
+  EXPECT_EQ(t.reached[2], (std::vector<int>{1, 0}));
+  EXPECT_DOUBLE_EQ(t.episodes[2][0], 40);  // row 3: (0.92 + 1 + 1) / 3; row 2 had 0.94
+  const EpisodesToReachTable merged = AverageSameLabel(t);
+  ASSERT_EQ(merged.runs, (std::vector<std::string>{"poly"}));
+  EXPECT_EQ(merged.members, (std::vector<int>{2}));
+  EXPECT_DOUBLE_EQ(merged.episodes[0][0], 5);  // (6 + 4) / 2
+  EXPECT_EQ(merged.reached[2][0], 1);
+  EXPECT_DOUBLE_EQ(merged.episodes[2][0], 40);  // the mean over the one run that reached
+  const std::string text = FormatEpisodesToReach(merged);
+  EXPECT_NE(text.find("\nA                 5\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nB      - (max 0.37)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nall        40 (1/2)\n"), std::string::npos) << text;
+  t.episodes[0][0] = 1234567;
+  EXPECT_NE(FormatEpisodesToReach(t).find("1,234,567"), std::string::npos) << FormatEpisodesToReach(t);
+  o.threshold = 1.5;
+  ExpectError([&] { EpisodesToReach({{"a", a}}, o); }, {"threshold", "(0, 1]"});
+  o.threshold = 0.9;
+  o.window = 0;
+  ExpectError([&] { EpisodesToReach({{"a", a}}, o); }, {"window", "got 0"});
+}
+
 TEST(PlotCurves, CurveColoursAreDistinct) {
   for (int i = 0; i < 40; ++i) {
     for (int j = 0; j < i; ++j) EXPECT_NE(CurveColor(i), CurveColor(j)) << i << " vs " << j;
@@ -320,8 +385,8 @@ TEST(PlotCommand, CompareWritesOneChartOfTheRunsOrNamesWhatIsMissing) {
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find(poly.str() + " has no log.csv"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out / "cmp.png"));
-  testing::WriteFile(poly / "log.csv", "update,frames,episodes,mean_success,success_GoToObj\n"
-                                      "1,2560,3,0.1,0.1\n2,5120,6,0.9,0.9\n3,7680,9,1,1\n");
+  testing::WriteFile(poly / "log.csv", "update,frames,episodes,mean_success,success_GoToObj,episodes_GoToObj\n"
+                                      "1,2560,3,0.1,0.1,3\n2,5120,6,0.9,0.9,6\n3,7680,9,1,1,9\n");
   r = RunCommand(Cli() + " plot --compare " + shared.str() + "," + poly.str() + " --out " + (out / "cmp.png") +
                  " --width 640 --height 400");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -337,6 +402,34 @@ TEST(PlotCommand, CompareWritesOneChartOfTheRunsOrNamesWhatIsMissing) {
   EXPECT_NE(r.output.find("both (2 runs)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("0.875"), std::string::npos) << r.output;  // (0.75 + 1) / 2
   EXPECT_TRUE(fs::exists(out / "avg.png"));
+  // Sample efficiency, smoothed over 2 rows: shared's GoToObj reaches 0.85 at its last row (15 of
+  // its episodes), poly's at its last (9); shared's GoToLocal stays at 0.5 and its mean peaks at
+  // 0.7; poly's mean reaches at its last row (9 episodes in all).
+  r = RunCommand(Cli() + " plot --compare " + shared.str() + "," + poly.str() + " --out " + (out / "cmp.png") +
+                 " --window 2 --threshold 0.85");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string header = "training episodes until the success, smoothed over 2 log rows (centred), reaches 0.85";
+  ASSERT_NE(r.output.find(header), std::string::npos) << r.output;
+  const auto row = [](const std::string& output, const std::string& level) {  // the cells after `level`
+    const size_t at = output.find("\n" + level + " ", output.find("training episodes until"));
+    if (at == std::string::npos) return std::string("(no row)");
+    const size_t end = output.find('\n', at + 1);
+    std::istringstream in(output.substr(at + 1 + level.size(), end - at - 1 - level.size()));
+    std::string cell, cells;
+    while (in >> cell) cells += (cells.empty() ? "" : " ") + cell;
+    return cells;
+  };
+  EXPECT_EQ(row(r.output, "GoToObj"), "15 9") << r.output;
+  EXPECT_EQ(row(r.output, "GoToLocal"), "- (max 0.50) -") << r.output;
+  EXPECT_EQ(row(r.output, "all"), "- (max 0.70) 9") << r.output;
+  r = RunCommand(Cli() + " plot --compare both=" + shared.str() + "+" + poly.str() + " --out " + (out / "avg.png") +
+                 " --window 2 --threshold 0.85");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(row(r.output, "GoToObj"), "12") << r.output;  // (15 + 9) / 2
+  EXPECT_EQ(row(r.output, "all"), "9 (1/2)") << r.output;
+  r = RunCommand(Cli() + " plot --compare " + shared.str() + " --out " + (out / "cmp.png") + " --threshold 0");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("--threshold"), std::string::npos) << r.output;
   // Two bare directories of the same name stay apart, labelled by their paths.
   testing::TempDir other("plots_cmp_other");
   fs::create_directories(other / fs::path(shared.str()).filename().string());
