@@ -139,10 +139,13 @@ int RunTrain(TrainFlags& f) {
   training::Trainer trainer(config, f.resume);
   const TrainConfig& c = trainer.config();
   std::cerr << "skillgrid train: " << c.algo << " on " << c.levels.size() << " level(s), model " << c.model
-            << " (" << trainer.model()->NumParameters() << " parameters), router " << c.router << ", "
+            << " (" << trainer.model()->NumParameters() << (c.train_only_routing ? " trainable" : "") << " parameters), router " << c.router << ", "
             << c.ResolvedThreads() << " env / " << c.ResolvedTorchThreads() << " torch thread(s) x "
             << c.ResolvedUpdateWorkers() << " update worker(s), device " << c.device << ", "
             << c.total_updates() * c.frames_per_update() << " frames; run directory " << c.run_dir;
+  if (!c.init_from.empty()) {
+    std::cerr << "; initialised from " << c.init_from << (c.train_only_routing ? " (only the routing trains)" : "");
+  }
   if (trainer.updates() > 0) std::cerr << " (resumed at update " << trainer.updates() << ", " << trainer.frames() << " frames)";
   std::cerr << "\n";
   const bool tty = isatty(fileno(stderr)) != 0;
@@ -248,6 +251,13 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   Flag(cmd, p, "--norm-adv", &TrainConfig::normalize_advantages, "normalise advantages per minibatch");
   Flag(cmd, p, "--clip-vloss", &TrainConfig::clip_value_loss, "clip the value loss");
   Flag(cmd, p, "--ibp-weight", &TrainConfig::ibp_weight, "weight of the IBP prior on routing logits");
+  Flag(cmd, p, "--init-from", &TrainConfig::init_from,
+       "adaptation to new levels: start from this run directory's newest checkpoint (or a checkpoint file), every "
+       "weight but the routers', which start afresh for --levels; same --model, --skills, --inventory, --rank, "
+       "--heads. Polytropon's modes: --router poly (skills and routing train), --train-only-routing 1 (MHR-z), "
+       "--router mu (Poly-mu: the skills' average trains)");
+  Flag(cmd, p, "--train-only-routing", &TrainConfig::train_only_routing,
+       "with --init-from and a poly or mhr router: train only the routing logits, skills and base frozen (MHR-z)");
   Flag(cmd, p, "--save-interval", &TrainConfig::save_interval, "updates between checkpoints");
   Flag(cmd, p, "--keep-checkpoints", &TrainConfig::keep_checkpoints, "checkpoints kept");
   Flag(cmd, p, "--eval-interval", &TrainConfig::eval_interval, "updates between evaluations (0 = never)");

@@ -24,7 +24,7 @@ namespace {
   X(rmsprop_alpha) X(gamma) X(gae_lambda) X(clip) X(clip_value_loss) X(entropy_coef) X(value_coef)   \
   X(max_grad_norm) X(reward_scale) X(bootstrap_truncated) X(normalize_advantages) X(ibp_weight)      \
   X(stats_window) X(save_interval) X(keep_checkpoints) X(eval_interval) X(eval_episodes) X(eval_seed) \
-  X(progress)
+  X(progress) X(init_from) X(train_only_routing)
 
 [[noreturn]] void Fail(const std::string& message) { throw ConfigError(message); }
 
@@ -141,6 +141,12 @@ void TrainConfig::Validate() const {
   if (keep_checkpoints < 1) Fail("--keep-checkpoints must be >= 1, got " + std::to_string(keep_checkpoints));
   if (eval_interval < 0) Fail("--eval-interval must be >= 0, got " + std::to_string(eval_interval));
   if (eval_episodes < 1) Fail("--eval-episodes must be >= 1, got " + std::to_string(eval_episodes));
+  if (train_only_routing && init_from.empty()) {
+    Fail("--train-only-routing adapts trained skills: it needs --init-from RUN_DIR (or a checkpoint)");
+  }
+  if (train_only_routing && router != "poly" && router != "mhr") {
+    Fail("--train-only-routing needs a learned router (poly or mhr), got --router " + router);
+  }
   try {
     agents::RoutingOptions r;
     r.router(router).n_tasks(static_cast<int64_t>(levels.size())).n_skills(skills).inventory(inventory).rank(rank);

@@ -124,6 +124,16 @@ struct TrainConfig {
   /// Weight of Polytropon's IBP prior on learned routing logits (0 = off).
   double ibp_weight = 0.0;
 
+  // --- adaptation to new levels (Polytropon section 8) --------------------------------------------
+  /// A run directory (its newest checkpoint) or a checkpoint file whose network starts this run:
+  /// every parameter and buffer is copied except the routers', which start afresh for this run's
+  /// levels (Poly logits U(+-init_range); the source's task rows are not kept). Model, routed
+  /// families, skills, inventory, rank and heads must match the source. "" = from scratch.
+  std::string init_from;
+  /// Train only the routing logits; skills and base weights stay as --init-from left them
+  /// (MHR-z adaptation; needs init_from and a learned router, poly or mhr). Default false.
+  bool train_only_routing = false;
+
   // --- logging, checkpoints, evaluation ------------------------------------------------------
   /// Episodes per level kept in the rolling success/return window of log.csv and progress.
   int stats_window = 100;

@@ -8,6 +8,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -27,6 +28,7 @@
 #include "skills/blas_runtime.h"
 #include "skills/router.h"
 #include "skills/task_batch.h"
+#include "skills/training_helpers.h"
 #include "training/checkpoint.h"
 #include "training/evaluate.h"
 #include "training/fused_adam.h"
@@ -326,6 +328,50 @@ struct Trainer::Impl {
     }
   }
 
+  // Adaptation: copies the network of `source` (a run directory's newest checkpoint, or a
+  // checkpoint file) into the fresh model, every parameter and buffer but the routers'.
+  void InitFrom(const std::string& source) {
+    std::string path = source;
+    if (fs::is_directory(source)) {
+      const auto checkpoints = ListCheckpoints(source);
+      if (checkpoints.empty()) throw RunError("--init-from: run directory " + source + " holds no checkpoint");
+      path = checkpoints.back();
+    } else if (!fs::exists(source)) {
+      throw RunError("--init-from: " + source + " does not exist (give a run directory or a checkpoint file)");
+    }
+    // Building the source network draws initial weights; keep those draws out of the run's stream.
+    at::Generator gen = CpuGenerator();
+    const at::Tensor rng_state = gen.get_state();
+    const LoadedModel src = LoadModel(path, "cpu");
+    gen.set_state(rng_state);
+    std::unordered_map<std::string, at::Tensor> from;
+    for (const auto& item : src.model->named_parameters()) from[item.key()] = item.value();
+    for (const auto& item : src.model->named_buffers()) from[item.key()] = item.value();
+    std::set<const void*> router_tensors;  // this run's routers start afresh
+    for (const auto& m : model->modules(/*include_self=*/false)) {
+      if (dynamic_cast<const skills::RouterImpl*>(m.get()) == nullptr) continue;
+      for (const auto& p : m->parameters()) router_tensors.insert(p.unsafeGetTensorImpl());
+      for (const auto& b : m->buffers()) router_tensors.insert(b.unsafeGetTensorImpl());
+    }
+    at::NoGradGuard no_grad;
+    auto copy = [&](const std::string& name, at::Tensor to) {
+      if (router_tensors.count(to.unsafeGetTensorImpl()) > 0) return;
+      const auto it = from.find(name);
+      if (it == from.end()) {
+        throw RunError("--init-from " + path + ": its network has no " + name + " (another model or routed families?)");
+      }
+      if (it->second.sizes() != to.sizes()) {
+        std::ostringstream msg;
+        msg << "--init-from " << path << ": " << name << " is " << it->second.sizes() << " there and " << to.sizes()
+            << " here (same --model, --skills, --inventory, --rank and --heads needed)";
+        throw RunError(msg.str());
+      }
+      to.copy_(it->second);
+    };
+    for (const auto& item : model->named_parameters()) copy(item.key(), item.value());
+    for (const auto& item : model->named_buffers()) copy(item.key(), item.value());
+  }
+
   void LoadCheckpoint(const std::string& path) {
     const nlohmann::json meta = ReadCheckpointMeta(path);
     CheckSameArchitecture(meta.at("model"), model->options, path);
@@ -346,8 +392,10 @@ struct Trainer::Impl {
     optimizer->load(optim_archive);
     // The config is the source of truth for the learning rates (a resumed run may change them).
     auto& groups = optimizer->param_groups();
-    groups[0].options().set_lr(cfg.lr);
-    if (groups.size() > 1) groups[1].options().set_lr(cfg.router_lr);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const bool routing_group = cfg.train_only_routing || g == 1;  // see MakeOptimizer
+      groups[g].options().set_lr(routing_group ? cfg.router_lr : cfg.lr);
+    }
     at::Tensor rng, mem, msk;
     archive.read("rng_cpu", rng);
     archive.read("memory", mem);
@@ -633,6 +681,7 @@ struct Trainer::Impl {
       };
       for (size_t i = 0; i < params.size(); ++i) {
         copy(params[i].value(), master_params[i].value());
+        params[i].value().set_requires_grad(master_params[i].value().requires_grad());  // frozen stays frozen
         params[i].value().mutable_grad() = at::Tensor();
       }
       for (size_t i = 0; i < buffers.size(); ++i) copy(buffers[i].value(), master_buffers[i].value());
@@ -801,13 +850,18 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(agents::ActorCriticImpl& 
       return torch::optim::AdamOptions(lr).eps(cfg.optim_eps).betas({cfg.adam_beta1, cfg.adam_beta2});
     };
     std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(model.NetworkParameters(), std::make_unique<torch::optim::AdamOptions>(opts(cfg.lr)));
+    // No network group when only the routing trains (MHR-z adaptation): the routers are then group 0.
+    if (!cfg.train_only_routing) {
+      groups.emplace_back(model.NetworkParameters(), std::make_unique<torch::optim::AdamOptions>(opts(cfg.lr)));
+    }
     if (!routers.empty()) groups.emplace_back(routers, std::make_unique<torch::optim::AdamOptions>(opts(cfg.router_lr)));
     return std::make_unique<torch::optim::Adam>(std::move(groups), opts(cfg.lr));
   }
   auto opts = [&](double lr) { return torch::optim::RMSpropOptions(lr).eps(cfg.optim_eps).alpha(cfg.rmsprop_alpha); };
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(model.NetworkParameters(), std::make_unique<torch::optim::RMSpropOptions>(opts(cfg.lr)));
+  if (!cfg.train_only_routing) {
+    groups.emplace_back(model.NetworkParameters(), std::make_unique<torch::optim::RMSpropOptions>(opts(cfg.lr)));
+  }
   if (!routers.empty()) groups.emplace_back(routers, std::make_unique<torch::optim::RMSpropOptions>(opts(cfg.router_lr)));
   return std::make_unique<torch::optim::RMSprop>(std::move(groups), opts(cfg.lr));
 }
@@ -850,6 +904,8 @@ Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_uniqu
   s.model = agents::ActorCritic(s.MakeModelOptions());
   s.model->SetConvPrecision(skills::ParseConvPrecision(s.cfg.precision));
   s.model->to(s.device);
+  if (!s.cfg.init_from.empty() && resume_from.empty()) s.InitFrom(s.cfg.init_from);  // resuming loads its own
+  if (s.cfg.train_only_routing) skills::FreezeAllButRouting(*s.model);
   s.BuildOptimizer();
   s.BuildEnv();
   s.level_episodes.assign(s.levels, 0);

@@ -13,12 +13,15 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <thread>
 #include <fstream>
 #include <sstream>
 
 #include <torch/optim/optimizer.h>
 
+#include "skills/router.h"
 #include "training/checkpoint.h"
 #include "training/config.h"
 #include "tests/cuda_util.h"
@@ -389,6 +392,93 @@ TEST(Trainer, ResumeWithAnotherArchitectureFailsClearly) {
   EXPECT_NE(e.find("another architecture"), std::string::npos) << e;
   EXPECT_EQ(ReadLines(dir + "/log.csv"), before);
   EXPECT_EQ(ListCheckpoints(dir).size(), 1u);
+}
+
+// The model's parameters by name, cloned, split into routers' and the rest.
+struct ParameterSnapshot {
+  std::map<std::string, at::Tensor> routers, others;
+};
+ParameterSnapshot Snapshot(const agents::ActorCriticImpl& model) {
+  std::set<const void*> router_tensors;
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    if (dynamic_cast<const skills::RouterImpl*>(m.get()) == nullptr) continue;
+    for (const auto& p : m->parameters()) router_tensors.insert(p.unsafeGetTensorImpl());
+  }
+  ParameterSnapshot s;
+  for (const auto& item : model.named_parameters()) {
+    auto& into = router_tensors.count(item.value().unsafeGetTensorImpl()) > 0 ? s.routers : s.others;
+    into[item.key()] = item.value().detach().clone();
+  }
+  return s;
+}
+
+TEST(Trainer, InitFromAdaptsATrainedNetworkToNewLevels) {
+  const std::string src = TempDir("adapt_src");
+  TrainConfig source = Tiny(src);
+  source.frames = 2 * 64;
+  {
+    Trainer t(source, false);
+    t.Train();
+  }
+  const ParameterSnapshot trained = Snapshot(*LoadModel(ListCheckpoints(src).back(), "cpu").model);
+  ASSERT_FALSE(trained.routers.empty());
+  // Poly adaptation to one new level: everything but the routers starts as trained, the routers
+  // start afresh with one task row, and then everything trains.
+  TrainConfig adapt = Tiny(TempDir("adapt_poly"));
+  adapt.levels = {"BabyAI-GoToRedBall-v0"};
+  adapt.init_from = src;
+  adapt.frames = 2 * 64;
+  {
+    Trainer t(adapt, false);
+    const ParameterSnapshot start = Snapshot(*t.model());
+    ASSERT_EQ(start.others.size(), trained.others.size());
+    for (const auto& [name, p] : start.others) EXPECT_TRUE(at::equal(p, trained.others.at(name))) << name;
+    for (const auto& [name, p] : start.routers) EXPECT_EQ(p.size(0), 1) << name;  // one task now
+    t.Train();
+    const ParameterSnapshot end = Snapshot(*t.model());
+    int changed = 0;
+    for (const auto& [name, p] : end.others) changed += at::equal(p, trained.others.at(name)) ? 0 : 1;
+    EXPECT_GT(changed, 0);
+  }
+  // MHR-z: only the routing trains, also after a resume.
+  adapt.run_dir = TempDir("adapt_z");
+  adapt.train_only_routing = true;
+  ParameterSnapshot first_routers;
+  {
+    Trainer t(adapt, false);
+    first_routers = Snapshot(*t.model());
+    t.Train();
+  }
+  adapt.frames = 4 * 64;
+  {
+    Trainer t(adapt, /*resume=*/true);
+    EXPECT_EQ(t.updates(), 2);
+    t.Train();
+    const ParameterSnapshot end = Snapshot(*t.model());
+    for (const auto& [name, p] : end.others) EXPECT_TRUE(at::equal(p, trained.others.at(name))) << name;
+    int changed = 0;
+    for (const auto& [name, p] : end.routers) changed += at::equal(p, first_routers.routers.at(name)) ? 0 : 1;
+    EXPECT_GT(changed, 0);
+  }
+  // Clear errors: another skill count, a missing source, a directory without checkpoints.
+  TrainConfig bad = adapt;
+  bad.run_dir = TempDir("adapt_bad");
+  bad.skills = 4;
+  std::string e = ErrorOf([&] { Trainer t(bad, false); });
+  EXPECT_NE(e.find("--init-from"), std::string::npos) << e;
+  EXPECT_NE(e.find("same --model, --skills"), std::string::npos) << e;
+  bad.skills = adapt.skills;
+  bad.init_from = TempDir("adapt_missing");
+  e = ErrorOf([&] { Trainer t(bad, false); });
+  EXPECT_NE(e.find("does not exist"), std::string::npos) << e;
+  fs::create_directories(bad.init_from);
+  e = ErrorOf([&] { Trainer t(bad, false); });
+  EXPECT_NE(e.find("holds no checkpoint"), std::string::npos) << e;
+  bad.init_from.clear();
+  EXPECT_NE(ErrorOf([&] { bad.Validate(); }).find("needs --init-from"), std::string::npos);
+  bad.init_from = src;
+  bad.router = "shared";
+  EXPECT_NE(ErrorOf([&] { bad.Validate(); }).find("needs a learned router"), std::string::npos);
 }
 
 TEST(Trainer, NanLossStopsWithAClearErrorAndKeepsTheRun) {
