@@ -363,14 +363,18 @@ TEST(Trainer, CliRunKilledWithSigkillResumesToTheSameLog) {
   EXPECT_EQ(WithoutTimes(ReadLines(a + "/log.csv")), WithoutTimes(ReadLines(b + "/log.csv")));
 }
 
-TEST(Trainer, RefusesToOverwriteAnExistingRun) {
-  const std::string dir = TempDir("overwrite");
+// Trains Tiny(dir) for two updates (one checkpoint) and returns its config.
+TrainConfig TrainTwoUpdates(const std::string& dir) {
   TrainConfig c = Tiny(dir);
   c.frames = 2 * 64;
-  {
-    Trainer t(c, false);
-    t.Train();
-  }
+  Trainer t(c, false);
+  t.Train();
+  return c;
+}
+
+TEST(Trainer, RefusesToOverwriteAnExistingRun) {
+  const std::string dir = TempDir("overwrite");
+  const TrainConfig c = TrainTwoUpdates(dir);
   const auto before = ReadLines(dir + "/log.csv");
   const std::string e = ErrorOf([&] { Trainer t(c, false); });
   EXPECT_NE(e.find("already holds a run"), std::string::npos) << e;
@@ -380,12 +384,7 @@ TEST(Trainer, RefusesToOverwriteAnExistingRun) {
 
 TEST(Trainer, ResumeWithAnotherArchitectureFailsClearly) {
   const std::string dir = TempDir("arch");
-  TrainConfig c = Tiny(dir);
-  c.frames = 2 * 64;
-  {
-    Trainer t(c, false);
-    t.Train();
-  }
+  TrainConfig c = TrainTwoUpdates(dir);
   const auto before = ReadLines(dir + "/log.csv");
   c.model = "expert_filmcnn";
   const std::string e = ErrorOf([&] { Trainer t(c, true); });
@@ -414,12 +413,7 @@ ParameterSnapshot Snapshot(const agents::ActorCriticImpl& model) {
 
 TEST(Trainer, InitFromAdaptsATrainedNetworkToNewLevels) {
   const std::string src = TempDir("adapt_src");
-  TrainConfig source = Tiny(src);
-  source.frames = 2 * 64;
-  {
-    Trainer t(source, false);
-    t.Train();
-  }
+  TrainTwoUpdates(src);
   const ParameterSnapshot trained = Snapshot(*LoadModel(ListCheckpoints(src).back(), "cpu").model);
   ASSERT_FALSE(trained.routers.empty());
   // Poly adaptation to one new level: everything but the routers starts as trained, the routers
