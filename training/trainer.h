@@ -97,7 +97,8 @@ class Trainer {
 
 /// The optimiser of a run: Adam (or RMSprop) with two parameter groups, the network at
 /// config.lr and the learned routing logits at config.router_lr (the two-speed rate; the second
-/// group exists only when the model has learned routers).
+/// group exists only when the model has learned routers). With config.train_only_routing the
+/// routing logits are the only group (MHR-z adaptation).
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(agents::ActorCriticImpl& model, const TrainConfig& config);
 
 /// BPTT over chunks: gates (C, R, 4*memory_dim) precomputed input projections, memory (C, M) the
