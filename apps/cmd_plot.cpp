@@ -108,11 +108,15 @@ int RunCompare(const PlotOptions& o) {
       viz::ReachOptions reach;
       reach.threshold = o.threshold;
       reach.window = o.window;
+      viz::EpisodesToReachTable efficiency = viz::AverageSameLabel(viz::EpisodesToReach(runs, reach));
+      for (size_t i = 0; i < efficiency.runs.size(); ++i) {  // headed as the final-success table
+        if (efficiency.members[i] > 1) efficiency.runs[i] += " (" + std::to_string(efficiency.members[i]) + " runs)";
+      }
       std::cout << "\ntraining episodes until the success, smoothed over " << o.window << " log rows (centred), reaches "
                 << o.threshold << " (per level: its own episodes; all: every level's, when the mean success"
                 << (members.size() < runs.size() ? " does; a label: the mean over its runs that reached, (k/n) if not all" : " does")
                 << "):\n"
-                << viz::FormatEpisodesToReach(viz::AverageSameLabel(viz::EpisodesToReach(runs, reach)));
+                << viz::FormatEpisodesToReach(efficiency);
     }
     return 0;
   } catch (const std::exception& e) {

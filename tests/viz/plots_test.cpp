@@ -426,6 +426,7 @@ TEST(PlotCommand, CompareWritesOneChartOfTheRunsOrNamesWhatIsMissing) {
                  " --window 2 --threshold 0.85");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(row(r.output, "GoToObj"), "12") << r.output;  // (15 + 9) / 2
+  EXPECT_EQ(row(r.output, "level"), "both (2 runs)") << r.output;
   EXPECT_EQ(row(r.output, "all"), "9 (1/2)") << r.output;
   r = RunCommand(Cli() + " plot --compare " + shared.str() + " --out " + (out / "cmp.png") + " --threshold 0");
   EXPECT_NE(r.status, 0) << r.output;
