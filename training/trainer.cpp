@@ -348,11 +348,10 @@ struct Trainer::Impl {
     for (const auto& item : src.model->named_parameters()) from[item.key()] = item.value();
     for (const auto& item : src.model->named_buffers()) from[item.key()] = item.value();
     std::set<const void*> router_tensors;  // this run's routers start afresh
-    for (const auto& m : model->modules(/*include_self=*/false)) {
-      if (dynamic_cast<const skills::RouterImpl*>(m.get()) == nullptr) continue;
-      for (const auto& p : m->parameters()) router_tensors.insert(p.unsafeGetTensorImpl());
-      for (const auto& b : m->buffers()) router_tensors.insert(b.unsafeGetTensorImpl());
-    }
+    skills::ForEachRouter(*model, [&](const std::string&, skills::RouterImpl& router) {
+      for (const auto& p : router.parameters()) router_tensors.insert(p.unsafeGetTensorImpl());
+      for (const auto& b : router.buffers()) router_tensors.insert(b.unsafeGetTensorImpl());
+    });
     at::NoGradGuard no_grad;
     auto copy = [&](const std::string& name, at::Tensor to) {
       if (router_tensors.count(to.unsafeGetTensorImpl()) > 0) return;

@@ -536,7 +536,6 @@ EpisodesToReachTable EpisodesToReach(const std::vector<NamedTable>& runs, const 
   }
   if (options.window < 1) throw std::runtime_error("smoothing window must be >= 1 row, got " + std::to_string(options.window));
   EpisodesToReachTable t;
-  t.options = options;
   t.levels = SuccessLevels(runs);
   t.levels.push_back("all");
   t.episodes.assign(t.levels.size(), std::vector<double>(runs.size(), std::nan("")));
@@ -567,7 +566,6 @@ EpisodesToReachTable EpisodesToReach(const std::vector<NamedTable>& runs, const 
 
 EpisodesToReachTable AverageSameLabel(const EpisodesToReachTable& table) {
   EpisodesToReachTable out;
-  out.options = table.options;
   out.levels = table.levels;
   out.episodes.assign(table.levels.size(), {});
   out.reached.assign(table.levels.size(), {});

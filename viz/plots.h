@@ -119,7 +119,6 @@ std::vector<double> CentredMovingAverage(const std::vector<double>& values, int 
 /// Per run and level, the training episodes spent until the smoothed success first reached the
 /// threshold: a sample-efficiency table (`skillgrid plot --compare` prints it under the final one).
 struct EpisodesToReachTable {
-  ReachOptions options;             ///< threshold and window used
   std::vector<std::string> runs;    ///< column names
   std::vector<int> members;         ///< runs per column (1 until AverageSameLabel merges)
   std::vector<std::string> levels;  ///< short level names, first seen first, then "all"

@@ -22,6 +22,7 @@
 #include <torch/optim/optimizer.h>
 
 #include "skills/router.h"
+#include "skills/training_helpers.h"
 #include "training/checkpoint.h"
 #include "training/config.h"
 #include "tests/cuda_util.h"
@@ -397,12 +398,11 @@ TEST(Trainer, ResumeWithAnotherArchitectureFailsClearly) {
 struct ParameterSnapshot {
   std::map<std::string, at::Tensor> routers, others;
 };
-ParameterSnapshot Snapshot(const agents::ActorCriticImpl& model) {
+ParameterSnapshot Snapshot(agents::ActorCriticImpl& model) {
   std::set<const void*> router_tensors;
-  for (const auto& m : model.modules(/*include_self=*/false)) {
-    if (dynamic_cast<const skills::RouterImpl*>(m.get()) == nullptr) continue;
-    for (const auto& p : m->parameters()) router_tensors.insert(p.unsafeGetTensorImpl());
-  }
+  skills::ForEachRouter(model, [&](const std::string&, skills::RouterImpl& router) {
+    for (const auto& p : router.parameters()) router_tensors.insert(p.unsafeGetTensorImpl());
+  });
   ParameterSnapshot s;
   for (const auto& item : model.named_parameters()) {
     auto& into = router_tensors.count(item.value().unsafeGetTensorImpl()) > 0 ? s.routers : s.others;
