@@ -45,6 +45,7 @@ struct TrainFlags {
   std::string preset = "small";
   std::string levels;
   std::string families;
+  std::string teachers;
   bool resume = false;
   bool no_progress = false;
   std::vector<std::pair<CLI::Option*, std::function<void(TrainConfig&)>>> apply;
@@ -132,6 +133,7 @@ int RunTrain(TrainFlags& f) {
     for (const auto& l : SplitList(f.levels)) config.levels.push_back(FullLevelId(l));
   }
   if (!f.families.empty()) config.families = SplitList(f.families);
+  if (!f.teachers.empty()) config.teachers = SplitList(f.teachers);
   if (f.no_progress) config.progress = false;
   if (run_dir.empty()) run_dir = DefaultRunDir(config);
   config.run_dir = run_dir;
@@ -147,6 +149,13 @@ int RunTrain(TrainFlags& f) {
     std::cerr << "; initialised from " << c.init_from << (c.train_only_routing ? " (only the routing trains)" : "");
   }
   if (trainer.updates() > 0) std::cerr << " (resumed at update " << trainer.updates() << ", " << trainer.frames() << " frames)";
+  for (const auto& line : trainer.TeacherDescriptions()) std::cerr << "\n  teacher: " << line;
+  if (c.distilling()) {
+    std::cerr << "\n  distillation: " << c.distill_coef << " x tau^2 KL(teacher || student) at tau " << c.distill_temperature
+              << (c.distill_anneal_frames > 0 ? ", annealed to 0 over " + std::to_string(c.distill_anneal_frames) + " frames" : "")
+              << (c.distill_value_coef > 0 ? ", value matching " + std::to_string(c.distill_value_coef) : "") << ", RL loss x "
+              << c.rl_coef;
+  }
   std::cerr << "\n";
   const bool tty = isatty(fileno(stderr)) != 0;
   auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
@@ -258,6 +267,19 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
        "--router mu (Poly-mu: the skills' average trains)");
   Flag(cmd, p, "--train-only-routing", &TrainConfig::train_only_routing,
        "with --init-from and a poly or mhr router: train only the routing logits, skills and base frozen (MHR-z)");
+  cmd->add_option("--teacher", f->teachers,
+                  "policy distillation: comma-separated run directories (newest checkpoint) or checkpoint files of "
+                  "trained networks, any model or router; the student learns to match them on its own rollouts, "
+                  "each level from the first teacher trained on it (every level needs one)");
+  Flag(cmd, p, "--distill-coef", &TrainConfig::distill_coef, "weight of tau^2 KL(teacher || student) in the loss");
+  Flag(cmd, p, "--distill-temperature", &TrainConfig::distill_temperature,
+       "temperature tau of both policies in the distillation KL");
+  Flag(cmd, p, "--distill-anneal-frames", &TrainConfig::distill_anneal_frames,
+       "frames over which --distill-coef falls linearly to 0, so the student can go beyond its teachers (0 = constant)");
+  Flag(cmd, p, "--distill-value-coef", &TrainConfig::distill_value_coef,
+       "weight of (V_student - V_teacher)^2 (0 = the critic learns from rewards only)");
+  Flag(cmd, p, "--rl-coef", &TrainConfig::rl_coef,
+       "weight of the PPO/A2C loss (1 = distillation on top of RL, as Kickstarting; 0 = pure distillation)");
   Flag(cmd, p, "--save-interval", &TrainConfig::save_interval, "updates between checkpoints");
   Flag(cmd, p, "--keep-checkpoints", &TrainConfig::keep_checkpoints, "checkpoints kept");
   Flag(cmd, p, "--eval-interval", &TrainConfig::eval_interval, "updates between evaluations (0 = never)");

@@ -41,6 +41,18 @@ std::vector<std::string> ListCheckpoints(const std::string& run_dir) {
   return out;
 }
 
+std::string ResolveCheckpoint(const std::string& source, const std::string& flag) {
+  if (std::filesystem::is_directory(source)) {
+    const auto checkpoints = ListCheckpoints(source);
+    if (checkpoints.empty()) throw RunError(flag + ": run directory " + source + " holds no checkpoint");
+    return checkpoints.back();
+  }
+  if (!std::filesystem::exists(source)) {
+    throw RunError(flag + ": " + source + " does not exist (give a run directory or a checkpoint file)");
+  }
+  return source;
+}
+
 void PruneCheckpoints(const std::string& run_dir, int keep) {
   const auto all = ListCheckpoints(run_dir);
   for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {

@@ -28,6 +28,9 @@ class RunError : public std::runtime_error {
 std::string CheckpointPath(const std::string& run_dir, int64_t update);
 /// Checkpoints of a run directory, oldest first (by update number); empty when none.
 std::vector<std::string> ListCheckpoints(const std::string& run_dir);
+/// The checkpoint named by `source`: a run directory's newest checkpoint, or `source` itself when it
+/// is a file. Throws RunError, prefixed with `flag` (e.g. "--teacher"), when there is none.
+std::string ResolveCheckpoint(const std::string& source, const std::string& flag);
 /// Deletes all but the newest `keep` checkpoints.
 void PruneCheckpoints(const std::string& run_dir, int keep);
 

@@ -24,7 +24,8 @@ namespace {
   X(rmsprop_alpha) X(gamma) X(gae_lambda) X(clip) X(clip_value_loss) X(entropy_coef) X(value_coef)   \
   X(max_grad_norm) X(reward_scale) X(bootstrap_truncated) X(normalize_advantages) X(ibp_weight)      \
   X(stats_window) X(save_interval) X(keep_checkpoints) X(eval_interval) X(eval_episodes) X(eval_seed) \
-  X(progress) X(init_from) X(train_only_routing)
+  X(progress) X(init_from) X(train_only_routing) X(teachers) X(distill_coef) X(distill_temperature)       \
+  X(distill_anneal_frames) X(distill_value_coef) X(rl_coef)
 
 [[noreturn]] void Fail(const std::string& message) { throw ConfigError(message); }
 
@@ -63,6 +64,12 @@ std::string ShortLevelName(const std::string& id) {
   const auto dash = s.rfind("-v");
   if (dash != std::string::npos) s = s.substr(0, dash);
   return s;
+}
+
+double TrainConfig::DistillCoefAt(int64_t frames_done) const {
+  if (distill_anneal_frames <= 0) return distill_coef;
+  const double left = 1.0 - static_cast<double>(frames_done) / static_cast<double>(distill_anneal_frames);
+  return distill_coef * (left > 0.0 ? left : 0.0);
 }
 
 int TrainConfig::ResolvedThreads() const {
@@ -146,6 +153,20 @@ void TrainConfig::Validate() const {
   }
   if (train_only_routing && router != "poly" && router != "mhr") {
     Fail("--train-only-routing needs a learned router (poly or mhr), got --router " + router);
+  }
+  RequireRange("distill-coef", distill_coef, 0.0, 1e6);
+  RequirePositive("distill-temperature", distill_temperature);
+  if (distill_anneal_frames < 0) {
+    Fail("--distill-anneal-frames must be >= 0 (0 = no annealing), got " + std::to_string(distill_anneal_frames));
+  }
+  RequireRange("distill-value-coef", distill_value_coef, 0.0, 1e6);
+  RequireRange("rl-coef", rl_coef, 0.0, 1e6);
+  if (!distilling() && rl_coef == 0.0) Fail("--rl-coef 0 leaves nothing to learn without --teacher");
+  if (distilling() && rl_coef == 0.0 && distill_coef == 0.0) {
+    Fail("--rl-coef 0 with --distill-coef 0 leaves nothing to learn");
+  }
+  for (const auto& t : teachers) {
+    if (t.empty()) Fail("--teacher: an empty path in the list");
   }
   try {
     agents::RoutingOptions r;

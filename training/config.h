@@ -134,6 +134,27 @@ struct TrainConfig {
   /// (MHR-z adaptation; needs init_from and a learned router, poly or mhr). Default false.
   bool train_only_routing = false;
 
+  // --- policy distillation ---------------------------------------------------------------------
+  /// Teachers: run directories (their newest checkpoint) or checkpoint files of trained networks,
+  /// frozen, whose policies this run's network learns to match on its own rollouts (Kickstarting;
+  /// Czarnecki et al.'s student-sampled distillation). Each level is taught by the first teacher
+  /// trained on it (matched by level id), and every level needs one; teachers may have any model
+  /// and router. Empty (default) = no distillation.
+  std::vector<std::string> teachers;
+  /// Weight of the distillation term tau^2 * KL(teacher || student) in the loss (default 1).
+  double distill_coef = 1.0;
+  /// Temperature tau of both policies in the distillation KL (default 1; below 1 sharpens the teacher).
+  double distill_temperature = 1.0;
+  /// Frames over which distill_coef falls linearly to 0, so the student can go beyond its teachers
+  /// (Kickstarting's annealing); 0 (default) keeps it constant.
+  int64_t distill_anneal_frames = 0;
+  /// Weight of (V_student - V_teacher)^2, the critic's distillation (default 0: the critic learns
+  /// from rewards only; teachers' values are in their own reward scale).
+  double distill_value_coef = 0.0;
+  /// Weight of the PPO/A2C loss (default 1: distillation on top of reinforcement learning, as in
+  /// Kickstarting; 0: pure distillation, rewards unused). Must be positive without teachers.
+  double rl_coef = 1.0;
+
   // --- logging, checkpoints, evaluation ------------------------------------------------------
   /// Episodes per level kept in the rolling success/return window of log.csv and progress.
   int stats_window = 100;
@@ -157,6 +178,11 @@ struct TrainConfig {
   int64_t frames_per_update() const { return static_cast<int64_t>(num_envs) * frames_per_env; }
   /// Number of updates needed to reach `frames`.
   int64_t total_updates() const { return (frames + frames_per_update() - 1) / frames_per_update(); }
+  /// Whether the run distils teachers (teachers is not empty).
+  bool distilling() const { return !teachers.empty(); }
+  /// The distillation weight after `frames_done` frames (distill_coef, annealed when
+  /// distill_anneal_frames > 0).
+  double DistillCoefAt(int64_t frames_done) const;
   /// The resolved thread count (threads, or the core count when 0).
   int ResolvedThreads() const;
   /// The resolved torch thread count (see torch_threads).

@@ -70,6 +70,17 @@ LossTerms A2cLoss(const at::Tensor& log_probs, const at::Tensor& values, const a
   return out;
 }
 
+at::Tensor DistillationKl(const at::Tensor& student_log_probs, const at::Tensor& teacher_log_probs, double temperature) {
+  TORCH_CHECK(student_log_probs.dim() == 2 && teacher_log_probs.sizes() == student_log_probs.sizes(),
+              "DistillationKl: student and teacher log-probabilities must both be (B, A), got ", student_log_probs.sizes(),
+              " and ", teacher_log_probs.sizes());
+  TORCH_CHECK(temperature > 0.0, "DistillationKl: temperature must be positive, got ", temperature);
+  // Log-probabilities are logits up to a per-row constant, which the softmax removes.
+  const at::Tensor teacher = (teacher_log_probs.detach() / temperature).log_softmax(1);
+  const at::Tensor student = (student_log_probs / temperature).log_softmax(1);
+  return (temperature * temperature) * (teacher.exp() * (teacher - student)).sum(1);
+}
+
 at::Tensor NegLogIbpPrior(const at::Tensor& logits) {
   TORCH_CHECK(logits.dim() == 2, "NegLogIbpPrior: logits must be (T, S)");
   const int64_t tasks = logits.size(0);

@@ -59,6 +59,12 @@ LossTerms PpoLoss(const at::Tensor& log_probs, const at::Tensor& values, const a
 LossTerms A2cLoss(const at::Tensor& log_probs, const at::Tensor& values, const at::Tensor& actions,
                   const at::Tensor& advantages, const at::Tensor& returns, const LossCoefficients& c);
 
+/// Policy distillation (Rusu et al.; Hinton's temperature): per row,
+/// tau^2 * KL(softmax(t / tau) || softmax(s / tau)) where t and s are the teacher's and the
+/// student's log-probabilities (B, A). Returns (B); the teacher side carries no gradient. The
+/// tau^2 factor keeps the gradient's scale independent of tau.
+at::Tensor DistillationKl(const at::Tensor& student_log_probs, const at::Tensor& teacher_log_probs, double temperature);
+
 /// Negative log IBP prior of one layer's routing logits (T, S) as in Polytropon's code:
 /// binarised sigmoid(Z) > 0.5 with a straight-through gradient, alpha terms dropped.
 at::Tensor NegLogIbpPrior(const at::Tensor& logits);

@@ -34,6 +34,7 @@
 #include "training/fused_adam.h"
 #include "training/instruction_cache.h"
 #include "training/losses.h"
+#include "training/teachers.h"
 
 namespace skillgrid::training {
 
@@ -131,6 +132,10 @@ struct Trainer::Impl {
   // instruction lasts a whole episode, so each distinct (task, instruction) is encoded once per
   // update (one routing draw) instead of at every step; Step() clears it before each rollout.
   InstructionCache instr_cache;
+  // Policy distillation: the frozen teachers stepped beside the rollout (null without --teacher),
+  // and the distillation weight of the current update (annealed with the frames).
+  std::unique_ptr<TeacherSet> teachers;
+  double distill_coef_now = 0.0;
 
   // Counters and rolling statistics.
   int64_t update = 0, frames = 0, episodes = 0;
@@ -222,6 +227,11 @@ struct Trainer::Impl {
     for (const char* c : {"policy_loss", "value_loss", "entropy", "value", "approx_kl", "clip_frac", "grad_norm"}) {
       h.push_back(c);
     }
+    if (cfg.distilling()) {  // only then, so runs without teachers keep the columns they always had
+      h.push_back("distill_coef");
+      h.push_back("distill_kl");
+      for (const auto& l : cfg.levels) h.push_back("kl_" + ShortLevelName(l));
+    }
     return h;
   }
 
@@ -248,6 +258,11 @@ struct Trainer::Impl {
     for (int64_t v : s.level_episodes) f.push_back(std::to_string(v));
     for (double v : {s.policy_loss, s.value_loss, s.entropy, s.value_mean, s.approx_kl, s.clip_fraction, s.grad_norm}) {
       f.push_back(Num(v));
+    }
+    if (cfg.distilling()) {
+      f.push_back(Num(s.distill_coef));
+      f.push_back(Num(s.distill_kl));
+      for (double v : s.level_kl) f.push_back(Num(v));
     }
     log << JoinCsv(f);
     log.flush();
@@ -311,6 +326,9 @@ struct Trainer::Impl {
     }
     archive.write("memory", memory.to(at::kCPU));
     archive.write("mask", mask.to(at::kCPU));
+    for (size_t k = 0; teachers && k < teachers->size(); ++k) {
+      archive.write("teacher_memory_" + std::to_string(k), teachers->memory(k).to(at::kCPU));
+    }
     nlohmann::json meta = {{"format", "skillgrid-checkpoint-1"},
                            {"config", cfg.ToJson()},
                            {"model", model->options.ToJson()},
@@ -331,14 +349,7 @@ struct Trainer::Impl {
   // Adaptation: copies the network of `source` (a run directory's newest checkpoint, or a
   // checkpoint file) into the fresh model, every parameter and buffer but the routers'.
   void InitFrom(const std::string& source) {
-    std::string path = source;
-    if (fs::is_directory(source)) {
-      const auto checkpoints = ListCheckpoints(source);
-      if (checkpoints.empty()) throw RunError("--init-from: run directory " + source + " holds no checkpoint");
-      path = checkpoints.back();
-    } else if (!fs::exists(source)) {
-      throw RunError("--init-from: " + source + " does not exist (give a run directory or a checkpoint file)");
-    }
+    const std::string path = ResolveCheckpoint(source, "--init-from");
     // Building the source network draws initial weights; keep those draws out of the run's stream.
     at::Generator gen = CpuGenerator();
     const at::Tensor rng_state = gen.get_state();
@@ -412,6 +423,14 @@ struct Trainer::Impl {
     }
     memory = mem.to(device);
     mask = msk.to(device);
+    for (size_t k = 0; teachers && k < teachers->size(); ++k) {
+      at::Tensor teacher_memory;
+      if (!archive.try_read("teacher_memory_" + std::to_string(k), teacher_memory)) {
+        throw RunError("checkpoint " + path + " has no memory of teacher " + std::to_string(k) +
+                       " (was the run started with other --teacher values?)");
+      }
+      teachers->set_memory(k, teacher_memory);
+    }
     const auto& c = meta.at("counters");
     update = c.at("update").get<int64_t>();
     frames = c.at("frames").get<int64_t>();
@@ -472,6 +491,12 @@ struct Trainer::Impl {
     at::Tensor st_logp = at::empty({steps, n}, fopt);
     at::Tensor st_rewards = at::empty({steps, n}, at::kFloat);
     at::Tensor st_dones = at::empty({steps, n}, at::kFloat);
+    at::Tensor st_teacher_logp, st_teacher_values;  // what the teachers do on the same steps
+    if (teachers) {
+      st_teacher_logp = at::empty({steps, n, agents::kNumActions}, fopt);
+      st_teacher_values = at::empty({steps, n}, fopt);
+      teachers->ClearCaches();
+    }
     std::vector<uint8_t> action_bytes(static_cast<size_t>(steps) * n);
 
     model->train();
@@ -494,6 +519,11 @@ struct Trainer::Impl {
         st_mask[t].copy_(mask);
         st_values[t].copy_(out.values);
         st_logp[t].copy_(out.log_probs.gather(1, action.unsqueeze(1)).squeeze(1));
+        if (teachers) {
+          const TeacherOutput taught = teachers->Step(st_images[t], st_tokens[t], st_lengths[t], mask);
+          st_teacher_logp[t].copy_(taught.log_probs);
+          st_teacher_values[t].copy_(taught.values);
+        }
         const at::Tensor a_cpu = action.to(at::kCPU).contiguous();
         st_actions[t].copy_(a_cpu);
         const int64_t* ap = a_cpu.data_ptr<int64_t>();
@@ -554,6 +584,10 @@ struct Trainer::Impl {
     b.advantages = flat(gae.advantages);
     b.returns = flat(gae.returns);
     b.tasks = env_tasks.repeat_interleave(steps);
+    if (teachers) {
+      b.teacher_logp = flat(st_teacher_logp);
+      b.teacher_values = flat(st_teacher_values);
+    }
 
     UpdateStats s = Optimise(b);
     const auto t2 = Clock::now();
@@ -576,13 +610,20 @@ struct Trainer::Impl {
   struct Batch {
     at::Tensor images, tokens, lengths, tasks;                                   // CPU
     at::Tensor actions, memory, mask, values, logp, advantages, returns;  // device
+    at::Tensor teacher_logp, teacher_values;  // device, defined when distilling: (rows, A), (rows)
   };
 
   // What one worker's share of a minibatch gave, each figure already weighted by its share.
   struct PartResult {
     double loss = 0, policy_loss = 0, value_loss = 0, entropy = 0, value_mean = 0, approx_kl = 0, clip_fraction = 0;
+    // Distillation only, unweighted: the KL summed over the part's rows of each level, and their count.
+    std::vector<double> level_kl_sum, level_rows;
 
     PartResult& operator+=(const PartResult& o) {
+      level_kl_sum.resize(std::max(level_kl_sum.size(), o.level_kl_sum.size()), 0.0);
+      level_rows.resize(std::max(level_rows.size(), o.level_rows.size()), 0.0);
+      for (size_t i = 0; i < o.level_kl_sum.size(); ++i) level_kl_sum[i] += o.level_kl_sum[i];
+      for (size_t i = 0; i < o.level_rows.size(); ++i) level_rows[i] += o.level_rows[i];
       loss += o.loss;
       policy_loss += o.policy_loss;
       value_loss += o.value_loss;
@@ -629,7 +670,16 @@ struct Trainer::Impl {
                                 ? PpoLoss(out.log_probs, out.values, actions, b.logp.index_select(0, rows_d),
                                           b.values.index_select(0, rows_d), adv, ret, coef)
                                 : A2cLoss(out.log_probs, out.values, actions, adv, ret, coef);
-    at::Tensor loss = weight == 1.0 ? terms.loss : terms.loss * weight;
+    at::Tensor loss = cfg.rl_coef == 1.0 ? terms.loss : terms.loss * cfg.rl_coef;
+    at::Tensor row_kl;
+    if (b.teacher_logp.defined()) {
+      row_kl = DistillationKl(out.log_probs, b.teacher_logp.index_select(0, rows_d), cfg.distill_temperature);
+      loss = loss + distill_coef_now * row_kl.mean();
+      if (cfg.distill_value_coef > 0.0) {
+        loss = loss + cfg.distill_value_coef * (out.values - b.teacher_values.index_select(0, rows_d)).pow(2).mean();
+      }
+    }
+    if (weight != 1.0) loss = loss * weight;
     if (add_prior && cfg.ibp_weight > 0.0) {
       for (const auto& z : net.RouterParameters()) {
         loss = loss + cfg.ibp_weight * NegLogIbpPrior(z.view({z.size(0), -1}));
@@ -643,6 +693,13 @@ struct Trainer::Impl {
     p.value_mean = weight * out.values.mean().item<double>();
     p.approx_kl = weight * terms.approx_kl;
     p.clip_fraction = weight * terms.clip_fraction;
+    if (row_kl.defined()) {
+      const at::Tensor row_tasks = tasks_cpu.index_select(0, rows);
+      const at::Tensor sums = at::zeros({levels}, at::kDouble).index_add_(0, row_tasks, row_kl.detach().to(at::kCPU, at::kDouble));
+      const at::Tensor counts = at::bincount(row_tasks, {}, levels).to(at::kDouble);
+      p.level_kl_sum.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + levels);
+      p.level_rows.assign(counts.data_ptr<double>(), counts.data_ptr<double>() + levels);
+    }
     if (std::isfinite(p.loss)) loss.backward();  // a non-finite loss stops the update (Optimise)
     return p;
   }
@@ -724,6 +781,7 @@ struct Trainer::Impl {
     const int epochs = ppo ? cfg.epochs : 1;
     const int64_t chunks_per_batch = ppo ? cfg.batch_size / r : total / r;
     const int64_t num_chunks = total / r;
+    distill_coef_now = cfg.DistillCoefAt(frames);
     LossCoefficients coef;
     coef.clip = cfg.clip;
     coef.clip_value_loss = cfg.clip_value_loss;
@@ -816,6 +874,17 @@ struct Trainer::Impl {
     s.approx_kl = totals.approx_kl / minibatches;
     s.clip_fraction = totals.clip_fraction / minibatches;
     s.grad_norm = grad_norm_total / minibatches;
+    if (teachers) {
+      s.distill_coef = distill_coef_now;
+      double kl = 0.0, rows_total = 0.0;
+      s.level_kl.assign(levels, std::nan(""));
+      for (size_t t = 0; t < totals.level_kl_sum.size(); ++t) {
+        kl += totals.level_kl_sum[t];
+        rows_total += totals.level_rows[t];
+        if (totals.level_rows[t] > 0) s.level_kl[t] = totals.level_kl_sum[t] / totals.level_rows[t];
+      }
+      s.distill_kl = rows_total > 0 ? kl / rows_total : std::nan("");
+    }
     return s;
   }
 
@@ -907,6 +976,11 @@ Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_uniqu
   if (s.cfg.train_only_routing) skills::FreezeAllButRouting(*s.model);
   s.BuildOptimizer();
   s.BuildEnv();
+  if (s.cfg.distilling()) {
+    std::vector<int> env_tasks(static_cast<size_t>(s.n));
+    for (int i = 0; i < s.n; ++i) env_tasks[static_cast<size_t>(i)] = s.env->task_of(i);
+    s.teachers = std::make_unique<TeacherSet>(s.cfg.teachers, s.cfg.levels, env_tasks, s.device);
+  }
   s.level_episodes.assign(s.levels, 0);
   s.windows.assign(s.levels, {});
   if (!resume_from.empty()) {
@@ -944,6 +1018,9 @@ agents::ActorCritic Trainer::model() const { return impl_->model; }
 int64_t Trainer::updates() const { return impl_->update; }
 int64_t Trainer::frames() const { return impl_->frames; }
 const UpdateStats& Trainer::last_stats() const { return impl_->last; }
+std::vector<std::string> Trainer::TeacherDescriptions() const {
+  return impl_->teachers ? impl_->teachers->Describe() : std::vector<std::string>{};
+}
 
 std::string ProgressLine(const TrainConfig& config, const UpdateStats& s) {
   std::ostringstream o;
@@ -962,6 +1039,11 @@ std::string ProgressLine(const TrainConfig& config, const UpdateStats& s) {
     } else {
       std::snprintf(cell, sizeof(cell), " %s %.2f", ShortLevelName(config.levels[i]).c_str(), s.success[i]);
     }
+    o << cell;
+  }
+  if (config.distilling() && !std::isnan(s.distill_kl)) {
+    char cell[64];
+    std::snprintf(cell, sizeof(cell), " | KL %.3f", s.distill_kl);
     o << cell;
   }
   return o.str();

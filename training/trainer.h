@@ -3,6 +3,7 @@
 // and exact resumption.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -52,6 +53,11 @@ struct UpdateStats {
   double policy_loss = 0.0, value_loss = 0.0, entropy = 0.0;
   /// Mean predicted value, approximate KL, clip fraction and pre-clip gradient norm.
   double value_mean = 0.0, approx_kl = 0.0, clip_fraction = 0.0, grad_norm = 0.0;
+  /// Distillation (NaN without teachers): the weight used in this update, and the mean
+  /// tau^2 * KL(teacher || student) over its minibatch rows, overall and per level.
+  double distill_coef = std::nan(""), distill_kl = std::nan("");
+  /// Per-level distillation KL, level order (empty without teachers).
+  std::vector<double> level_kl;
 };
 
 /// Called after every update (progress display, tests).
@@ -89,6 +95,9 @@ class Trainer {
   int64_t frames() const;
   /// Stats of the last update (zeros before the first).
   const UpdateStats& last_stats() const;
+  /// One line per distillation teacher: its checkpoint, model and the levels it teaches (empty
+  /// without teachers).
+  std::vector<std::string> TeacherDescriptions() const;
 
  private:
   struct Impl;

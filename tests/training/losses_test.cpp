@@ -1,8 +1,10 @@
-// GAE on a hand-computed example, the PPO and A2C losses at ratio 1 and under clipping, the IBP
-// prior.
+// GAE on a hand-computed example, the PPO and A2C losses at ratio 1 and under clipping, the
+// distillation KL, the IBP prior.
 #include "training/losses.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include <torch/csrc/autograd/autograd.h>
 
@@ -105,6 +107,34 @@ TEST(PpoLoss, ValueLossIsMaxOfClippedAndUnclipped) {
   const LossTerms t = PpoLoss(lp, values, actions, lp.select(1, 0), old_values, at::zeros({2}), returns, c);
   // Row 0: unclipped error 0, clipped value 0.2 -> error 0.64; row 1: both 4.
   EXPECT_NEAR(t.value_loss.item<float>(), (0.64f + 4.0f) / 2, 1e-5);
+}
+
+TEST(DistillationKl, HandComputedValuesAndGradientAtTwoTemperatures) {
+  // Teacher (0.5, 0.25, 0.25), student (0.25, 0.5, 0.25), given as log-probabilities.
+  const at::Tensor teacher = at::tensor({0.5f, 0.25f, 0.25f}).log().view({1, 3}).requires_grad_(true);
+  at::Tensor student = at::tensor({0.25f, 0.5f, 0.25f}).log().view({1, 3}).requires_grad_(true);
+  // tau = 1: 0.5 ln 2 + 0.25 ln 0.5 = 0.25 ln 2.
+  EXPECT_NEAR(DistillationKl(student, teacher, 1.0)[0].item<double>(), 0.25 * std::log(2.0), 1e-6);
+  // tau = 2 flattens both to sqrt(p) / sum: (a, b, b) and (b, a, b) with a = 0.7071 / 1.7071 and
+  // b = 0.5 / 1.7071, so tau^2 KL = 4 (a - b) ln(a / b).
+  const double a = std::sqrt(0.5) / (std::sqrt(0.5) + 1.0), b = 0.5 / (std::sqrt(0.5) + 1.0);
+  const at::Tensor kl = DistillationKl(student, teacher, 2.0);
+  EXPECT_NEAR(kl[0].item<double>(), 4.0 * (a - b) * std::log(a / b), 1e-6);
+  // d/ds = tau (softmax(s / tau) - softmax(t / tau)); the teacher gets no gradient.
+  kl.sum().backward();
+  EXPECT_NEAR(student.grad()[0][0].item<double>(), 2.0 * (b - a), 1e-6);
+  EXPECT_NEAR(student.grad()[0][1].item<double>(), 2.0 * (a - b), 1e-6);
+  EXPECT_NEAR(student.grad()[0][2].item<double>(), 0.0, 1e-6);
+  EXPECT_FALSE(teacher.grad().defined());
+}
+
+TEST(DistillationKl, IsZeroForTheSamePolicyAndRejectsMismatchedShapes) {
+  const at::Tensor logp = at::randn({4, 7}).log_softmax(1);
+  const at::Tensor kl = DistillationKl(logp, logp + 3.0, 0.5);  // a per-row constant changes nothing
+  EXPECT_EQ(kl.sizes(), at::IntArrayRef({4}));
+  EXPECT_LT(kl.abs().max().item<double>(), 1e-6);
+  EXPECT_THROW(DistillationKl(logp, logp.narrow(1, 0, 6), 1.0), c10::Error);
+  EXPECT_THROW(DistillationKl(logp, logp, 0.0), c10::Error);
 }
 
 TEST(Ibp, PriorPrefersFewerSharedSkillPatterns) {

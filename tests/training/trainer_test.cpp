@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -26,6 +27,7 @@
 #include "training/checkpoint.h"
 #include "training/config.h"
 #include "tests/cuda_util.h"
+#include "tests/training/env_observations.h"
 
 namespace skillgrid::training {
 namespace {
@@ -157,6 +159,17 @@ TEST(Config, BadValuesGiveOneLineErrors) {
   EXPECT_NE(error([](TrainConfig& c) { c.precision = "fp16"; }).find("--precision must be fp32 or bf16"),
             std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) { c.precision = "bf16"; }).find("the small model runs fp32"), std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.rl_coef = 0.0; }).find("--rl-coef 0 leaves nothing to learn without --teacher"),
+            std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) {
+              c.teachers = {"runs/teacher"};
+              c.distill_temperature = 0.0;
+            }).find("--distill-temperature must be a positive number, got 0"),
+            std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.distill_anneal_frames = -5; }).find("--distill-anneal-frames must be >= 0"),
+            std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.teachers = {"runs/a", ""}; }).find("--teacher: an empty path"),
+            std::string::npos);
   for (const auto& e : {error([](TrainConfig& c) { c.lr = -1; }), error([](TrainConfig& c) { c.batch_size = 48; })}) {
     EXPECT_EQ(e.find('\n'), std::string::npos);
   }
@@ -242,6 +255,7 @@ TEST(Trainer, RunDirectoryHoldsConfigLogsCheckpointsAndSkills) {
                           "approx_kl", "clip_frac", "policy_loss", "value_loss"}) {
     EXPECT_NE(header.find(col), std::string::npos) << col;
   }
+  EXPECT_EQ(header.find("distill"), std::string::npos) << "distillation columns only when distilling";
   // The checkpoint loads for evaluation, in the run's fp32; bf16 is refused for the small model.
   LoadedModel loaded = LoadModel(ckpts.back(), "cpu");
   EXPECT_EQ(loaded.model->NumParameters(), meta["num_parameters"].get<int64_t>());
@@ -276,17 +290,19 @@ TEST(Trainer, CheckpointsLoadInTheRunsPrecision) {
   }
 }
 
-TEST(Trainer, ResumeAfterKillMatchesUninterruptedRun) {
-  const std::string a = TempDir("resume_a");
-  const std::string b = TempDir("resume_b");
+// Runs `config` in directory a uninterrupted, and in directory b "killed" after update 3 (its last
+// checkpoint at update 2, its logs and action record already holding update 3) and resumed; the
+// logs must match but for the wall-clock columns.
+void ExpectResumeMatchesUninterruptedRun(const std::function<TrainConfig(const std::string&)>& config,
+                                         const std::string& name) {
+  const std::string a = TempDir(name + "_a");
+  const std::string b = TempDir(name + "_b");
   {
-    Trainer t(Tiny(a), false);
+    Trainer t(config(a), false);
     t.Train();
   }
   {
-    // The same run, "killed" after update 3: its last checkpoint is update 2 and its logs and
-    // action record already hold update 3.
-    Trainer t(Tiny(b), false);
+    Trainer t(config(b), false);
     t.Step();
     t.Step();
     t.EvaluateNow();
@@ -295,13 +311,15 @@ TEST(Trainer, ResumeAfterKillMatchesUninterruptedRun) {
   }
   EXPECT_EQ(ReadLines(b + "/log.csv").size(), 4u);
   {
-    Trainer t(Tiny(b), /*resume=*/true);
+    Trainer t(config(b), /*resume=*/true);
     EXPECT_EQ(t.updates(), 2);
     t.Train();
   }
   EXPECT_EQ(WithoutTimes(ReadLines(a + "/log.csv")), WithoutTimes(ReadLines(b + "/log.csv")));
   EXPECT_EQ(ReadLines(a + "/eval.csv"), ReadLines(b + "/eval.csv"));
 }
+
+TEST(Trainer, ResumeAfterKillMatchesUninterruptedRun) { ExpectResumeMatchesUninterruptedRun(Tiny, "resume"); }
 
 // Runs the CLI with `args`; returns its pid (the child's stdout and stderr go to `log`).
 pid_t StartCli(const std::vector<std::string>& args, const std::string& log) {
@@ -501,6 +519,99 @@ TEST(Trainer, NanLossStopsWithAClearErrorAndKeepsTheRun) {
   const auto log_after = ReadLines(dir + "/log.csv");
   ASSERT_GE(log_after.size(), log_before.size());
   EXPECT_TRUE(std::equal(log_before.begin(), log_before.end(), log_after.begin()));
+}
+
+// A teacher on `level` that (nearly) always takes `action`: an untrained network whose last actor
+// layer has 8 added to that action's bias (its other inputs, the memory among them, still move the
+// logits a little). Returns its run directory.
+std::string MakeBiasedTeacher(const std::string& name, const std::string& level, int64_t action) {
+  const std::string dir = TempDir(name);
+  TrainConfig c = Tiny(dir);
+  c.levels = {level};
+  c.router = "none";
+  Trainer t(c, false);
+  {
+    at::NoGradGuard no_grad;
+    int64_t changed = 0;
+    for (auto& item : t.model()->named_parameters()) {
+      if (item.key().rfind("actor2.", 0) != 0) continue;
+      if (item.value().dim() == 1 && item.value().size(0) == agents::kNumActions) {
+        item.value()[action].add_(8.0);
+        ++changed;
+      }
+    }
+    EXPECT_EQ(changed, 1) << "the actor's output bias was not found";
+  }
+  t.SaveCheckpoint();
+  return dir;
+}
+
+// Tiny() distilling from one biased teacher per level: forward on GoToRedBallNoDists, left on
+// GoToObjS4 (teacher directories made once per test binary run).
+TrainConfig TinyDistilled(const std::string& dir) {
+  static const std::string forward = MakeBiasedTeacher("teacher_forward", "BabyAI-GoToRedBallNoDists-v0", 2);
+  static const std::string left = MakeBiasedTeacher("teacher_left", "BabyAI-GoToObjS4-v0", 0);
+  TrainConfig c = Tiny(dir);
+  c.teachers = {forward, left};
+  return c;
+}
+
+TEST(Trainer, DistillationTeachesEachLevelItsOwnTeachersPolicy) {
+  const std::string dir = TempDir("distill");
+  TrainConfig c = TinyDistilled(dir);
+  c.rl_coef = 0.0;  // pure distillation: only the teachers can make the student prefer an action
+  c.lr = 1e-2;
+  c.frames = 16 * 64;
+  c.eval_interval = 0;
+  std::vector<UpdateStats> stats;
+  {
+    Trainer t(c, false);
+    ASSERT_EQ(t.TeacherDescriptions().size(), 2u);
+    t.Train([&](const UpdateStats& s) { stats.push_back(s); });
+    // The student, greedy routing, on fresh observations of each level.
+    const EnvObservations o = ResetObservations(c.levels, 16, 99);
+    auto model = t.model();
+    model->eval();
+    at::NoGradGuard no_grad;
+    for (int64_t task = 0; task < 2; ++task) {
+      std::vector<int64_t> rows;
+      for (int64_t i = task; i < 16; i += 2) rows.push_back(i);
+      const agents::Observation obs = o.Rows(rows, task);
+      const agents::PolicyOutput out = model->Act(obs, at::zeros({8, model->memory_size()}),
+                                                  skills::TaskBatch::FromTaskIds(obs.task_ids));
+      const int64_t taught = task == 0 ? 2 : 0;  // forward, left
+      EXPECT_GT(out.log_probs.exp().select(1, taught).min().item<double>(), 0.8) << "level " << c.levels[task];
+    }
+  }
+  ASSERT_EQ(stats.size(), 16u);
+  for (size_t level = 0; level < 2; ++level) {
+    // Near-deterministic teachers against a near-uniform student (KL near log 7 at the start).
+    std::printf("[ distill ] %s: KL %.3f in update 1, %.3f in update 16\n", c.levels[level].c_str(),
+                stats.front().level_kl[level], stats.back().level_kl[level]);
+    EXPECT_GT(stats.front().level_kl[level], 0.3);
+    EXPECT_LT(stats.back().level_kl[level], 0.25 * stats.front().level_kl[level]) << c.levels[level];
+  }
+  EXPECT_DOUBLE_EQ(stats.back().distill_coef, 1.0);
+  const auto header = ReadLines(dir + "/log.csv").front();
+  EXPECT_NE(header.find(",distill_coef,distill_kl,kl_GoToRedBallNoDists,kl_GoToObjS4"), std::string::npos) << header;
+  EXPECT_NE(ProgressLine(c, stats.back()).find("| KL "), std::string::npos);
+  EXPECT_EQ(ReadLines(dir + "/log.csv").size(), 17u);
+}
+
+TEST(Trainer, DistillationAnnealsItsWeightAndResumesExactly) {
+  TrainConfig c = TinyDistilled("");
+  c.distill_anneal_frames = 4 * 64;
+  EXPECT_DOUBLE_EQ(c.DistillCoefAt(0), 1.0);
+  EXPECT_DOUBLE_EQ(c.DistillCoefAt(64), 0.75);
+  EXPECT_DOUBLE_EQ(c.DistillCoefAt(10 * 64), 0.0);
+  // Resuming restores the teachers' memories with the student's, and the weight follows the frames.
+  ExpectResumeMatchesUninterruptedRun(
+      [](const std::string& dir) {
+        TrainConfig annealed = TinyDistilled(dir);
+        annealed.distill_anneal_frames = 4 * 64;
+        return annealed;
+      },
+      "resume_distill");
 }
 
 // Stats of the first update of a tiny run with `workers` update workers.
