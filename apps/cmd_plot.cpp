@@ -29,6 +29,7 @@ struct PlotOptions {
   int last = 1;                      // rows averaged per value in the comparison table
   double threshold = 0.99;           // smoothed training success the sample-efficiency table waits for
   int window = 100;                  // log rows per centred moving average in that table
+  double max_frames = 0;             // drop rows past this many frames (0 = keep all)
   std::string out = "compare.png";   // the comparison chart
   std::string x = "frames";          // x axis of the curves
   int width = 960;                   // chart size
@@ -81,7 +82,12 @@ int RunCompare(const PlotOptions& o) {
       for (const auto& dir : dirs) {
         const fs::path csv = fs::path(dir) / file;
         if (!fs::exists(csv)) throw std::runtime_error(dir + " has no " + file);
-        runs.push_back({label, viz::ReadCsvTable(csv.string())});
+        viz::CsvTable table = viz::ReadCsvTable(csv.string());
+        if (o.max_frames > 0) {
+          table = viz::RowsUpToFrames(table, o.max_frames);
+          if (table.rows() == 0) throw std::runtime_error(csv.string() + " has no row within --max-frames");
+        }
+        runs.push_back({label, std::move(table)});
       }
     }
     viz::CurveStyle style;
@@ -188,6 +194,10 @@ void AddPlotCommand(CLI::App& app, int* exit_code) {
                   "for GoToRedBallGrey)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-frames", o->max_frames,
+                  "with --compare: only rows up to this many frames, to compare runs at one frame budget (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--x", o->x, "x axis of the curves")
       ->check(CLI::IsMember({"frames", "episodes"}))
       ->capture_default_str();

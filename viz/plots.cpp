@@ -286,6 +286,18 @@ CsvTable ReadCsvTable(const std::string& path) {
   return ParseCsvTable(ss.str(), path);
 }
 
+CsvTable RowsUpToFrames(const CsvTable& table, double max_frames) {
+  const int frames = table.Find("frames");
+  if (frames < 0) throw std::runtime_error(table.source + ": no frames column");
+  CsvTable out = table;
+  for (auto& column : out.columns) column.clear();
+  for (int row = 0; row < table.rows(); ++row) {
+    if (!(table.columns[frames][row] <= max_frames)) continue;
+    for (size_t c = 0; c < table.columns.size(); ++c) out.columns[c].push_back(table.columns[c][row]);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Curves
 

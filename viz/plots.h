@@ -35,6 +35,10 @@ CsvTable ParseCsvTable(const std::string& text, const std::string& source);
 /// when it cannot be read.
 CsvTable ReadCsvTable(const std::string& path);
 
+/// The rows of `table` whose "frames" is at most `max_frames` (runs compared at one frame budget);
+/// throws std::runtime_error naming the table's source when it has no frames column.
+CsvTable RowsUpToFrames(const CsvTable& table, double max_frames);
+
 /// Colours of the learning-curve charts (light background, so the mean can be black).
 namespace chart {
 inline constexpr Rgb kBackground{255, 255, 255};  ///< image background

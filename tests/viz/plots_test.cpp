@@ -168,6 +168,18 @@ TEST(PlotCurves, AverageSameLabelMergesRunsThatShareALabel) {
   EXPECT_EQ(t.frames, (std::vector<double>{150, 0}));
 }
 
+TEST(PlotCurves, RowsUpToFramesKeepsTheRowsWithinTheBudget) {
+  const CsvTable t = ParseCsvTable("frames,mean_success\n100,0.1\n200,0.2\n300,0.3\n", "a/log.csv");
+  const CsvTable cut = RowsUpToFrames(t, 200);
+  ASSERT_EQ(cut.rows(), 2);
+  EXPECT_EQ(cut.names, t.names);
+  EXPECT_DOUBLE_EQ(cut.columns[1][1], 0.2);
+  EXPECT_EQ(RowsUpToFrames(t, 99).rows(), 0);
+  EXPECT_EQ(RowsUpToFrames(t, 1e9).rows(), 3);
+  ExpectError([&] { RowsUpToFrames(ParseCsvTable("update,mean_success\n1,0.5\n", "b/eval.csv"), 10); },
+              {"b/eval.csv", "no frames column"});
+}
+
 TEST(PlotCurves, CentredMovingAverageMatchesPandasCentredRolling) {
   const double nan = std::nan("");
   const auto expect = [](const std::vector<double>& got, const std::vector<double>& want) {
@@ -428,6 +440,15 @@ TEST(PlotCommand, CompareWritesOneChartOfTheRunsOrNamesWhatIsMissing) {
   EXPECT_EQ(row(r.output, "GoToObj"), "12") << r.output;  // (15 + 9) / 2
   EXPECT_EQ(row(r.output, "level"), "both (2 runs)") << r.output;
   EXPECT_EQ(row(r.output, "all"), "9 (1/2)") << r.output;
+  // At one frame budget: poly's table and its "all" row stop at its second row (5120 frames).
+  r = RunCommand(Cli() + " plot --compare " + shared.str() + "," + poly.str() + " --out " + (out / "cmp.png") +
+                 " --window 2 --threshold 0.85 --max-frames 5120");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(row(r.output, "all"), "- (max 0.10) - (max 0.50)") << r.output;
+  EXPECT_NE(r.output.find("0.900"), std::string::npos) << r.output;
+  r = RunCommand(Cli() + " plot --compare " + shared.str() + " --out " + (out / "cmp.png") + " --max-frames 100");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("has no row within --max-frames"), std::string::npos) << r.output;
   r = RunCommand(Cli() + " plot --compare " + shared.str() + " --out " + (out / "cmp.png") + " --threshold 0");
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("--threshold"), std::string::npos) << r.output;
