@@ -334,20 +334,20 @@ Rgb CurveColor(int i) {
   return c;
 }
 
-LearningCurves CurvesFromTable(const CsvTable& table, const std::string& x_column) {
+LearningCurves CurvesFromTable(const CsvTable& table, const std::string& x_column, const std::string& prefix,
+                               const std::string& mean_column) {
   const int xc = table.Find(x_column);
   if (xc < 0) throw std::runtime_error(table.source + ": no '" + x_column + "' column in the header");
   LearningCurves c;
   c.x_label = x_column;
   c.x = table.columns[xc];
-  const std::string prefix = "success_";
   for (size_t i = 0; i < table.names.size(); ++i) {
     if (table.names[i].rfind(prefix, 0) == 0 && table.names[i].size() > prefix.size()) {
       c.levels.push_back({table.names[i].substr(prefix.size()), table.columns[i]});
     }
   }
-  if (c.levels.empty()) throw std::runtime_error(table.source + ": no 'success_<level>' columns in the header");
-  const int mc = table.Find("mean_success");
+  if (c.levels.empty()) throw std::runtime_error(table.source + ": no '" + prefix + "<level>' columns in the header");
+  const int mc = table.Find(mean_column);
   if (mc >= 0) c.mean = table.columns[mc];
   return c;
 }
@@ -817,7 +817,7 @@ envs::RgbImage RenderRoutingStack(const RoutingSnapshot& snap) {
 
 std::vector<std::string> RunPlots::written() const {
   std::vector<std::string> out;
-  for (const std::string* p : {&learning_curves, &eval_curves, &skills_heatmap}) {
+  for (const std::string* p : {&learning_curves, &eval_curves, &skills_heatmap, &distill_curves}) {
     if (!p->empty()) out.push_back(*p);
   }
   return out;
@@ -852,6 +852,28 @@ RunPlots WriteRunPlots(const std::string& run_dir, const RunPlotOptions& options
   const std::string curves_path = (plots / "learning_curves.png").string();
   envs::WritePng(curves_path, RenderLearningCurves(curves, style));
   out.learning_curves = curves_path;
+
+  // Distillation: tau^2 KL(teacher || student) per level, on an axis fitted to its largest value.
+  if (std::any_of(log.names.begin(), log.names.end(), [](const std::string& n) { return n.rfind("kl_", 0) == 0; })) {
+    try {
+      const LearningCurves kl = CurvesFromTable(log, options.x_column, "kl_", "distill_kl");
+      double top = 0.0;
+      for (const auto& series : kl.levels) {
+        for (double v : series.y) {
+          if (std::isfinite(v)) top = std::max(top, v);
+        }
+      }
+      CurveStyle ks = style;
+      ks.title = name + ": distillation KL per level";
+      ks.y_label = "tau^2 KL(teacher || student)";
+      ks.y_max = top > 0.0 ? std::ceil(top * 10.0) / 10.0 : 1.0;
+      const std::string path = (plots / "distill_curves.png").string();
+      envs::WritePng(path, RenderLearningCurves(kl, ks));
+      out.distill_curves = path;
+    } catch (const std::exception& e) {
+      out.errors.push_back(e.what());
+    }
+  }
 
   // Evaluation curves (when eval.csv has rows).
   const fs::path eval_path = dir / "eval.csv";

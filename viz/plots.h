@@ -66,9 +66,10 @@ struct LearningCurves {
 };
 
 /// Builds curves from a log.csv / eval.csv table: x from `x_column`, a series per
-/// "success_<Short>" column (label <Short>), the mean from "mean_success" if present.
-/// Throws std::runtime_error naming table.source when x_column or every success_ column is missing.
-LearningCurves CurvesFromTable(const CsvTable& table, const std::string& x_column = "frames");
+/// "<prefix><Short>" column (label <Short>), the mean from `mean_column` if present.
+/// Throws std::runtime_error naming table.source when x_column or every prefixed column is missing.
+LearningCurves CurvesFromTable(const CsvTable& table, const std::string& x_column = "frames",
+                               const std::string& prefix = "success_", const std::string& mean_column = "mean_success");
 
 /// One run of a comparison: its legend label and its log.csv or eval.csv table.
 struct NamedTable {
@@ -201,6 +202,7 @@ struct RunPlots {
   std::string learning_curves;      ///< plots/learning_curves.png (always written on success)
   std::string eval_curves;          ///< plots/eval_curves.png; "" when eval.csv is absent or has no rows
   std::string skills_heatmap;       ///< plots/skills_heatmap.png; "" when skills.json is absent
+  std::string distill_curves;       ///< plots/distill_curves.png (per-level KL); "" without kl_ columns
   std::vector<std::string> errors;  ///< one line per optional plot (eval, heatmap) that failed
 
   /// The paths written, in the order above.
@@ -208,7 +210,8 @@ struct RunPlots {
 };
 
 /// Writes run_dir/plots/: learning_curves.png from log.csv, eval_curves.png from eval.csv when
-/// it has rows, skills_heatmap.png from the latest snapshot of skills.json when it exists. Each
+/// it has rows, skills_heatmap.png from the latest snapshot of skills.json when it exists,
+/// distill_curves.png from log.csv's kl_<level> columns when the run distils teachers. Each
 /// PNG is written atomically. Throws std::runtime_error (one line, naming the file) when log.csv
 /// is missing or malformed; failures of the optional plots land in RunPlots::errors instead.
 RunPlots WriteRunPlots(const std::string& run_dir, const RunPlotOptions& options = {});

@@ -324,6 +324,34 @@ TEST(PlotRun, WritesLearningCurvesWithEveryLevelsColourAndNoHeatmapWithoutSkills
   EXPECT_EQ(PixelAt(img, L.XPixel(11000), L.YPixel(0.5)), CurveColor(1));
 }
 
+TEST(PlotRun, WritesDistillationCurvesWhenTheLogHasKlColumns) {
+  testing::TempDir dir("plots_distill");
+  testing::WriteFile(dir / "log.csv",
+                     "update,frames,episodes,mean_success,success_GoToObj,success_GoToLocal,distill_coef,distill_kl,"
+                     "kl_GoToObj,kl_GoToLocal\n"
+                     "1,2560,3,0,0,,1,1.5,1.9,1.1\n"
+                     "2,5120,8,0.2,0.2,0.1,1,0.8,1.0,0.6\n"
+                     "3,7680,14,0.5,0.5,0.5,1,0.3,0.4,0.2\n");
+  const RunPlots plots = WriteRunPlots(dir.str());
+  EXPECT_TRUE(plots.errors.empty()) << plots.errors[0];
+  ASSERT_EQ(plots.distill_curves, dir / "plots/distill_curves.png");
+  EXPECT_EQ(plots.written().size(), 2u);
+  // The axis reaches the largest KL (1.9), and both levels are drawn.
+  const CsvTable table = ReadCsvTable(dir / "log.csv");
+  const LearningCurves kl = CurvesFromTable(table, "frames", "kl_", "distill_kl");
+  ASSERT_EQ(kl.levels.size(), 2u);
+  EXPECT_EQ(kl.levels[1].label, "GoToLocal");
+  EXPECT_DOUBLE_EQ(kl.mean[2], 0.3);
+  CurveStyle style;
+  style.y_max = 1.9;
+  CurveLayout L;
+  RenderLearningCurves(kl, style, &L);
+  const envs::RgbImage img = envs::ReadPng(plots.distill_curves);
+  EXPECT_EQ(PixelAt(img, L.XPixel(2560), L.YPixel(1.9)), CurveColor(0));
+  EXPECT_GT(CountColour(img, L.plot, CurveColor(1)), 20);
+  // (Without kl_ columns there is no such chart: the first PlotRun test checks written().)
+}
+
 TEST(PlotRun, WritesEvalCurvesAndTheStackedHeatmapWhenPresent) {
   testing::TempDir dir("plots_full");
   const RoutingSnapshot snap = testing::WriteFixtureRun(dir.str(), kLevels);
