@@ -977,6 +977,15 @@ Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_uniqu
   s.BuildOptimizer();
   s.BuildEnv();
   if (s.cfg.distilling()) {
+    for (const auto& source : s.cfg.teachers) {
+      // A run taught by its own checkpoints would learn from a moving target, and differently
+      // after a resume.
+      const fs::path teacher = fs::weakly_canonical(source);
+      if (s.has_dir && (teacher == fs::weakly_canonical(s.cfg.run_dir) ||
+                        teacher.parent_path() == fs::weakly_canonical(fs::path(s.cfg.run_dir) / "checkpoints"))) {
+        throw RunError("--teacher " + source + " is this run's own directory; give another run as the teacher");
+      }
+    }
     std::vector<int> env_tasks(static_cast<size_t>(s.n));
     for (int i = 0; i < s.n; ++i) env_tasks[static_cast<size_t>(i)] = s.env->task_of(i);
     s.teachers = std::make_unique<TeacherSet>(s.cfg.teachers, s.cfg.levels, env_tasks, s.device);

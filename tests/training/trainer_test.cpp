@@ -604,6 +604,12 @@ TEST(Trainer, DistillationAnnealsItsWeightAndResumesExactly) {
   EXPECT_DOUBLE_EQ(c.DistillCoefAt(0), 1.0);
   EXPECT_DOUBLE_EQ(c.DistillCoefAt(64), 0.75);
   EXPECT_DOUBLE_EQ(c.DistillCoefAt(10 * 64), 0.0);
+  // A run cannot teach itself.
+  const std::string self = TempDir("distill_self");
+  TrainConfig own = TrainTwoUpdates(self);
+  own.teachers = {self};
+  const std::string e = ErrorOf([&] { Trainer t(own, /*resume=*/true); });
+  EXPECT_NE(e.find("is this run's own directory"), std::string::npos) << e;
   // Resuming restores the teachers' memories with the student's, and the weight follows the frames.
   ExpectResumeMatchesUninterruptedRun(
       [](const std::string& dir) {
@@ -690,6 +696,30 @@ TEST(Trainer, A2cRuns) {
   EXPECT_EQ(t.updates(), 3);
   EXPECT_TRUE(std::isfinite(t.last_stats().policy_loss));
   EXPECT_EQ(t.last_stats().approx_kl, 0.0);
+}
+
+TEST(Trainer_CUDA, DistillsOnTheDeviceAndResumes) {
+  // Teachers saved by CPU runs step on the device beside the student; their memories round-trip
+  // through a checkpoint there.
+  SKILLGRID_REQUIRE_CUDA();
+  const std::string dir = TempDir("cuda_distill");
+  TrainConfig c = TinyDistilled(dir);
+  c.device = "cuda";
+  c.rl_coef = 0.0;
+  c.lr = 1e-2;
+  c.frames = 4 * 64;
+  {
+    Trainer t(c, false);
+    t.Step();
+    t.Step();
+    t.SaveCheckpoint();
+  }
+  Trainer t(c, /*resume=*/true);
+  EXPECT_EQ(t.updates(), 2);
+  t.Train();
+  ASSERT_EQ(t.last_stats().level_kl.size(), 2u);
+  for (double kl : t.last_stats().level_kl) EXPECT_TRUE(std::isfinite(kl) && kl >= 0.0) << kl;
+  EXPECT_EQ(ReadLines(dir + "/log.csv").size(), 5u);
 }
 
 TEST(Trainer_CUDA, TrainsOnTheDeviceAndItsCheckpointsLoadOnEitherDevice) {
