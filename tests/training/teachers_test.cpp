@@ -13,7 +13,7 @@
 
 #include "training/checkpoint.h"
 #include "training/trainer.h"
-#include "tests/training/env_observations.h"
+#include "tests/training/test_util.h"
 
 namespace skillgrid::training {
 namespace {
@@ -51,16 +51,6 @@ std::string MakeTeacher(const std::string& name, const std::vector<std::string>&
   }
   t.SaveCheckpoint();
   return dir;
-}
-
-template <typename F>
-std::string ErrorOf(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(TeacherSet, EachEnvGetsTheFirstTeacherTrainedOnItsLevelWithThatTeachersTaskId) {

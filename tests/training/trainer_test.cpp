@@ -27,7 +27,7 @@
 #include "training/checkpoint.h"
 #include "training/config.h"
 #include "tests/cuda_util.h"
-#include "tests/training/env_observations.h"
+#include "tests/training/test_util.h"
 
 namespace skillgrid::training {
 namespace {
@@ -95,16 +95,6 @@ std::vector<std::string> WithoutTimes(const std::vector<std::string>& lines) {
     out.push_back(kept);
   }
   return out;
-}
-
-template <typename F>
-std::string ErrorOf(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Config, DefaultsAreTheBabyAIPreset) {

@@ -1,6 +1,8 @@
-// Test helper: real first observations of BabyAI levels, as the trainer builds them.
+// Helpers of the training tests: the message of a throwing call, and real first observations of
+// BabyAI levels, as the trainer builds them.
 #pragma once
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,17 @@
 #include "envs/vec_env.h"
 
 namespace skillgrid::training {
+
+/// The what() of the exception `f()` throws, or "" when it throws none.
+template <typename F>
+std::string ErrorOf(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
 
 /// The host tensors of a batch of env observations (one row per env).
 struct EnvObservations {
