@@ -189,6 +189,7 @@ int RunTrain(TrainFlags& f) {
                 static_cast<long long>(s.level_episodes[i]));
   }
   std::cout << "mean_success: " << s.mean_success << "\n";
+  if (c.distilling() && !std::isnan(s.distill_kl)) std::cout << "distill_kl: " << s.distill_kl << "\n";
   return 0;
 }
 
