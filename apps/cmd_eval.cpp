@@ -38,9 +38,7 @@ int RunEval(const EvalFlags& f) {
   std::string path = f.checkpoint;
   if (path.empty()) {
     if (f.run.empty()) throw training::RunError("give --run DIR (or --checkpoint FILE)");
-    const auto all = training::ListCheckpoints(f.run);
-    if (all.empty()) throw training::RunError("run directory " + f.run + " holds no checkpoint");
-    path = all.back();
+    path = training::ResolveCheckpoint(f.run, "--run");
   }
   if (f.episodes < 1) throw training::ConfigError("--episodes must be >= 1, got " + std::to_string(f.episodes));
   training::LoadedModel loaded = training::LoadModel(path, f.device, f.precision);

@@ -132,10 +132,8 @@ struct Trainer::Impl {
   // instruction lasts a whole episode, so each distinct (task, instruction) is encoded once per
   // update (one routing draw) instead of at every step; Step() clears it before each rollout.
   InstructionCache instr_cache;
-  // Policy distillation: the frozen teachers stepped beside the rollout (null without --teacher),
-  // and the distillation weight of the current update (annealed with the frames).
+  // Policy distillation: the frozen teachers stepped beside the rollout (null without --teacher).
   std::unique_ptr<TeacherSet> teachers;
-  double distill_coef_now = 0.0;
 
   // Counters and rolling statistics.
   int64_t update = 0, frames = 0, episodes = 0;
@@ -674,7 +672,7 @@ struct Trainer::Impl {
     at::Tensor row_kl;
     if (b.teacher_logp.defined()) {
       row_kl = DistillationKl(out.log_probs, b.teacher_logp.index_select(0, rows_d), cfg.distill_temperature);
-      loss = loss + distill_coef_now * row_kl.mean();
+      loss = loss + cfg.DistillCoefAt(frames) * row_kl.mean();  // `frames` counts up after the update
       if (cfg.distill_value_coef > 0.0) {
         loss = loss + cfg.distill_value_coef * (out.values - b.teacher_values.index_select(0, rows_d)).pow(2).mean();
       }
@@ -781,7 +779,6 @@ struct Trainer::Impl {
     const int epochs = ppo ? cfg.epochs : 1;
     const int64_t chunks_per_batch = ppo ? cfg.batch_size / r : total / r;
     const int64_t num_chunks = total / r;
-    distill_coef_now = cfg.DistillCoefAt(frames);
     LossCoefficients coef;
     coef.clip = cfg.clip;
     coef.clip_value_loss = cfg.clip_value_loss;
@@ -875,7 +872,7 @@ struct Trainer::Impl {
     s.clip_fraction = totals.clip_fraction / minibatches;
     s.grad_norm = grad_norm_total / minibatches;
     if (teachers) {
-      s.distill_coef = distill_coef_now;
+      s.distill_coef = cfg.DistillCoefAt(frames);
       double kl = 0.0, rows_total = 0.0;
       s.level_kl.assign(levels, std::nan(""));
       for (size_t t = 0; t < totals.level_kl_sum.size(); ++t) {
