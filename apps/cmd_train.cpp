@@ -57,26 +57,6 @@ void Flag(CLI::App* cmd, TrainFlags* f, const std::string& names, T TrainConfig:
   f->apply.emplace_back(opt, [f, field](TrainConfig& c) { c.*field = f->flags.*field; });
 }
 
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char ch : s) {
-    if (ch == ',') {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else if (ch != ' ') {
-      cur += ch;
-    }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
-}
-
-// Accepts short level names ("GoToLocal") as well as full ids.
-std::string FullLevelId(const std::string& name) {
-  if (name.rfind("BabyAI-", 0) == 0) return name;
-  return "BabyAI-" + name + "-v0";
-}
 
 // Writes the run's plots/ (learning curves, eval curves, routing heatmaps). Plotting never
 // stops training: a failure is a one-line warning on stderr (clearing a live progress line).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -37,6 +38,12 @@ void AddEvalCommand(CLI::App& app, int* exit_code);
 void AddTrainBenchCommand(CLI::App& bench, int* exit_code);
 /// `skillgrid bench conv`: one trunk convolution's forward and backward against the machine's peak.
 void AddConvBenchCommand(CLI::App& bench, int* exit_code);
+
+/// The items of a comma-separated flag value, spaces and empty items dropped ("a, b,,c" -> a b c).
+std::vector<std::string> SplitList(const std::string& s);
+
+/// A level id from a short name ("GoToLocal" -> "BabyAI-GoToLocal-v0"); full ids pass unchanged.
+std::string FullLevelId(const std::string& name);
 
 /// Default path of the conformance traces: ../shared/conformance/babyai_public.jsonl beside the
 /// checkout (as configured at build time), else relative to the working directory.

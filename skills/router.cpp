@@ -337,6 +337,35 @@ int64_t RouterImpl::AddTask() {
   return options.n_tasks() - 1;
 }
 
+int64_t RouterImpl::AddTaskWithWeights(const at::Tensor& weights) {
+  const int64_t h = n_splits(), s = n_skills();
+  TORCH_CHECK(weights.defined() && weights.dim() == 2 && weights.size(0) == h && weights.size(1) == s,
+              "Router: AddTaskWithWeights needs weights of shape (", h, ", ", s, ") (heads x skills), got ",
+              weights.defined() ? weights.sizes() : at::IntArrayRef{});
+  const at::Tensor w = weights.detach().to(at::kCPU, at::kFloat);
+  TORCH_CHECK(w.min().item<float>() >= 0.0f, "Router: AddTaskWithWeights needs non-negative weights, min is ",
+              w.min().item<float>());
+  const at::Tensor sums = w.sum(1);
+  TORCH_CHECK((sums - 1.0f).abs().max().item<float>() < 1e-4f,
+              "Router: AddTaskWithWeights needs each head's weights to sum to 1, sums are ", sums);
+  at::NoGradGuard no_grad;
+  if (options.kind() == RouterKind::kPoly) {
+    TORCH_CHECK(!options.straight_through(),
+                "Router: a straight-through Poly router rounds its scores, so it cannot route a task with given weights");
+    // Clamped so a zero weight gets a finite logit; the renormalised weights then differ from w
+    // by at most ~S * 1e-6.
+    const at::Tensor p = w.clamp(1e-6, 1.0 - 1e-6);
+    const at::Tensor row = (p.log() - at::log1p(-p)).view({1, h * s}).to(logits_.options());
+    logits_.set_data(at::cat({logits_.detach(), row}, 0));
+  } else if (options.kind() == RouterKind::kFixed) {
+    const at::Tensor row = w.view({1, h * s}).to(allocation_.options());
+    allocation_.set_data(at::cat({allocation_, row}, 0));
+    options.allocation(allocation_.to(at::kCPU).clone());  // reset() and clone() rebuild from the options
+  }
+  options.n_tasks(options.n_tasks() + 1);
+  return options.n_tasks() - 1;
+}
+
 void RouterImpl::ReinitialiseTask(int64_t task) {
   CheckTaskRange(task, task);
   TORCH_CHECK(logits_.defined(), "Router: ReinitialiseTask needs learned logits (kind poly), kind is ",

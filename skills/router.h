@@ -144,6 +144,11 @@ class RouterImpl : public torch::nn::Cloneable<RouterImpl> {
   /// Appends one task (Poly: a new logits row drawn U(-init_range, init_range)); returns its id.
   /// Optimisers holding the old logits must be rebuilt afterwards.
   int64_t AddTask();
+  /// Appends one task whose eval-mode weights are `weights` (h, S), each head non-negative and
+  /// summing to 1 (zero-shot routing of an unseen task): Poly stores logit(w), so sigmoid(Z) = w
+  /// and normalising leaves it; Fixed appends w to its allocation; Mu and AdaMix route every
+  /// task uniformly whatever `weights` say. Returns the new id.
+  int64_t AddTaskWithWeights(const at::Tensor& weights);
   /// Re-draws the logits row of `task` U(-init_range, init_range) (Poly only).
   void ReinitialiseTask(int64_t task);
   /// Changes the routing method in place (e.g. kPoly -> kMu for Poly-mu); learned logits are

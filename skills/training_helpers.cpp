@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <map>
+#include <stdexcept>
 #include <unordered_set>
 
 #include <c10/util/Exception.h>
@@ -131,6 +132,26 @@ int64_t AddTask(torch::nn::Module& model) {
   });
   TORCH_CHECK(new_task >= 0, "AddTask: the model has no routers");
   return new_task;
+}
+
+UnseenTaskRouting ParseUnseenTaskRouting(const std::string& name) {
+  if (name == "mean") return UnseenTaskRouting::kMean;
+  if (name == "uniform") return UnseenTaskRouting::kUniform;
+  throw std::invalid_argument("unseen-task routing must be mean or uniform, got '" + name + "'");
+}
+
+int64_t AddUnseenTask(torch::nn::Module& model, UnseenTaskRouting routing) {
+  int64_t new_task = -1;
+  ForEachRouter(model, [&](const std::string& name, RouterImpl& router) {
+    const at::Tensor weights = routing == UnseenTaskRouting::kMean
+                                   ? router.EvalWeights().to(at::kCPU).mean(0)
+                                   : at::full({router.n_splits(), router.n_skills()}, 1.0 / router.n_skills());
+    const int64_t id = router.AddTaskWithWeights(weights);
+    TORCH_CHECK(new_task < 0 || id == new_task, "AddUnseenTask: routers disagree on the task count (router '", name,
+                "' gave id ", id, ", others ", new_task, ")");
+    new_task = id;
+  });
+  return new_task < 0 ? 0 : new_task;
 }
 
 void FreezeAllButRouting(torch::nn::Module& model) {

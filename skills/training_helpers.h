@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -69,6 +70,19 @@ std::vector<torch::optim::OptimizerParamGroup> MakeAdamWParamGroups(torch::nn::M
 /// Adaptation: appends one task to every router of `model` (Poly rows re-initialised
 /// U(+-init_range)) and returns its id. Rebuild the optimiser afterwards.
 int64_t AddTask(torch::nn::Module& model);
+
+/// How AddUnseenTask routes a task the model never trained on.
+enum class UnseenTaskRouting {
+  kMean,     ///< each router's mean eval weights over its trained tasks, per head
+  kUniform,  ///< 1/S over every head's skills: the Poly-mu / MHR-mu average of the skills
+};
+
+/// Parses "mean" | "uniform"; throws std::invalid_argument naming the bad value.
+UnseenTaskRouting ParseUnseenTaskRouting(const std::string& name);
+
+/// Zero-shot transfer: appends one task to every router of `model`, routed as `routing` without
+/// training, and returns its id (0 when the model has no routers: its layers ignore the task).
+int64_t AddUnseenTask(torch::nn::Module& model, UnseenTaskRouting routing);
 
 /// MHR-z adaptation: freezes every parameter except the routing logits.
 void FreezeAllButRouting(torch::nn::Module& model);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
 #include <torch/types.h>
 
 #include "envs/vec_env.h"
@@ -17,7 +18,9 @@ constexpr int kEvalBatchTarget = 256;
 }  // namespace
 
 Evaluation EvaluatePolicy(agents::ActorCritic model, const std::vector<std::string>& levels, int episodes,
-                          uint64_t seed, bool argmax, int threads) {
+                          uint64_t seed, bool argmax, int threads, const std::vector<int64_t>& model_tasks) {
+  TORCH_CHECK(model_tasks.empty() || model_tasks.size() == levels.size(), "EvaluatePolicy: ", model_tasks.size(),
+              " model task ids for ", levels.size(), " levels");
   const bool was_training = model->is_training();
   model->eval();
   c10::InferenceMode inference;  // lighter than no-grad: no autograd dispatch or version counters
@@ -45,7 +48,7 @@ Evaluation EvaluatePolicy(agents::ActorCritic model, const std::vector<std::stri
                             trunc.data(),  ep_ret.data(), ep_len.data(), succ.data()};
     env.Reset(buf);
     std::vector<int64_t> task_ids(n);
-    for (int i = 0; i < n; ++i) task_ids[i] = env.task_of(i);
+    for (int i = 0; i < n; ++i) task_ids[i] = model_tasks.empty() ? env.task_of(i) : model_tasks[env.task_of(i)];
     const at::Tensor tasks = at::from_blob(task_ids.data(), {n}, at::kLong).clone();
     const skills::TaskBatch batch = skills::TaskBatch::FromTaskIds(tasks.to(device));
     at::Tensor memory = at::zeros({n, model->memory_size()}, at::TensorOptions().device(device));

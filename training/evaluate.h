@@ -32,10 +32,11 @@ struct Evaluation {
 };
 
 /// Runs `episodes` episodes per level with the model in eval mode (restored to its previous
-/// mode afterwards). `levels` must be the model's task order (task id = index). Episodes are
-/// seeded from `seed` only, so the same seed gives the same episodes whatever the model.
+/// mode afterwards). Level i runs as the model's task `model_tasks[i]`; when `model_tasks` is
+/// empty, `levels` must be the model's task order (task id = index). Episodes are seeded from
+/// `seed` and `levels` only, so the same seed gives the same episodes whatever the model.
 /// `argmax` picks the most likely action, otherwise actions are sampled.
 Evaluation EvaluatePolicy(agents::ActorCritic model, const std::vector<std::string>& levels, int episodes,
-                          uint64_t seed, bool argmax, int threads);
+                          uint64_t seed, bool argmax, int threads, const std::vector<int64_t>& model_tasks = {});
 
 }  // namespace skillgrid::training

@@ -122,6 +122,38 @@ TEST(Router, AddTaskKeepsOldRowsAndDrawsANearZeroRow) {
   EXPECT_EQ(router->parameters()[0].sizes(), router->logits().sizes());
 }
 
+TEST(Router, AddTaskWithWeightsRoutesTheNewTaskWithThoseWeightsInEveryKind) {
+  torch::manual_seed(5);
+  const auto w = torch::tensor({{0.5f, 0.25f, 0.25f, 0.0f}, {0.1f, 0.2f, 0.3f, 0.4f}});  // (h=2, S=4)
+  auto check_new_row = [&](Router& router, const at::Tensor& expected, const std::string& kind) {
+    const auto before = router->EvalWeights();
+    EXPECT_EQ(router->AddTaskWithWeights(w), before.size(0)) << kind;
+    const auto after = router->EvalWeights();
+    ASSERT_EQ(after.size(0), before.size(0) + 1) << kind;
+    EXPECT_TRUE(torch::allclose(after.narrow(0, 0, before.size(0)), before)) << kind << ": old rows changed";
+    EXPECT_TRUE(torch::allclose(after[before.size(0)], expected, 1e-5, 1e-5)) << kind << ": " << after[-1];
+    router->eval();  // the forward path routes the new id the same way
+    const auto forward = router->WeightsForTasks(Ids({before.size(0)})).for_a[0];
+    EXPECT_TRUE(torch::allclose(forward, expected, 1e-5, 1e-5)) << kind;
+  };
+  Router mhr(RouterOptions::Mhr(3, 4, 2));
+  check_new_row(mhr, w, "mhr");
+  EXPECT_EQ(mhr->parameters()[0].sizes(), (std::vector<int64_t>{4, 8}));  // the parameter itself grew
+  Router fixed(RouterOptions::Fixed(torch::rand({3, 8})).n_skills(4).n_splits(2));
+  check_new_row(fixed, w, "fixed");
+  EXPECT_EQ(fixed->clone()->as<RouterImpl>()->n_tasks(), 4);  // the options follow, so clones rebuild
+  Router mu(RouterOptions::Mu(3, 4).n_splits(2));
+  check_new_row(mu, torch::full({2, 4}, 0.25), "mu");  // task-independent: always uniform
+
+  Router poly(RouterOptions::Poly(2, 4));
+  ExpectThrowWith([&] { poly->AddTaskWithWeights(torch::full({2, 4}, 0.25)); }, {"(1, 4)", "[2, 4]"});
+  ExpectThrowWith([&] { poly->AddTaskWithWeights(torch::tensor({{0.5f, 0.6f, 0.0f, 0.0f}})); }, {"sum to 1"});
+  ExpectThrowWith([&] { poly->AddTaskWithWeights(torch::tensor({{1.5f, -0.5f, 0.0f, 0.0f}})); }, {"min is -0.5"});
+  Router straight(RouterOptions::Poly(2, 4).straight_through(true));
+  ExpectThrowWith([&] { straight->AddTaskWithWeights(torch::full({1, 4}, 0.25)); }, {"straight-through"});
+  EXPECT_EQ(poly->n_tasks(), 2);  // a refused row adds nothing
+}
+
 TEST(Router, BadUseMessagesPrintTheValues) {
   Router router(RouterOptions::Poly(3, 4));
   ExpectThrowWith([&] { router->forward(TaskBatch::FromTaskIds(Ids({1, 7}))); }, {"task id 7", "3 tasks", "0..2"});

@@ -86,6 +86,32 @@ TEST(Adaptation, AddTaskFreezeSkillsAndSwitchToMu) {
   EXPECT_TRUE(torch::allclose(layer->forward(x, Ids({0, 1, 3})), expected, 1e-5, 1e-6));
 }
 
+TEST(Adaptation, AddUnseenTaskRoutesByTheMeanOfTheTrainedTasksOrUniformly) {
+  torch::manual_seed(6);
+  SkillLinear layer(SkillLinearOptions(4, 4).routing(RouterOptions::Mhr(3, 4, 2)).skills(SkillInventoryOptions::LowRank(2).zero_init(false)));
+  {
+    torch::NoGradGuard no_grad;
+    layer->router()->logits().normal_(0.0, 2.0);  // distinct, far-from-uniform task rows
+  }
+  const auto trained = layer->router()->EvalWeights();  // (3, 2, 4)
+  EXPECT_EQ(AddUnseenTask(*layer, UnseenTaskRouting::kMean), 3);
+  EXPECT_TRUE(torch::allclose(layer->router()->EvalWeights()[3], trained.mean(0), 1e-5, 1e-5));
+  EXPECT_EQ(AddUnseenTask(*layer, UnseenTaskRouting::kUniform), 4);
+  EXPECT_TRUE(torch::allclose(layer->router()->EvalWeights()[4], torch::full({2, 4}, 0.25), 1e-5, 1e-5));
+  // The uniform task's output is the Poly-mu (average-of-skills) layer's output.
+  layer->eval();
+  const auto x = torch::randn({3, 4});
+  const auto uniform_out = layer->forward(x, Ids({4, 4, 4}));
+  SwitchToMu(*layer);
+  EXPECT_TRUE(torch::allclose(uniform_out, layer->forward(x, Ids({0, 1, 2})), 1e-5, 1e-5));
+
+  // No routers: nothing to add, and every task id is as good as any other.
+  torch::nn::Linear plain(4, 4);
+  EXPECT_EQ(AddUnseenTask(*plain, UnseenTaskRouting::kMean), 0);
+  EXPECT_EQ(ParseUnseenTaskRouting("uniform"), UnseenTaskRouting::kUniform);
+  testing::ExpectThrowWith([] { ParseUnseenTaskRouting("average"); }, {"mean or uniform", "'average'"});
+}
+
 TEST(Introspection, MetricsAndJsonExport) {
   const auto binary = torch::tensor({{1.0, 0.0}, {0.0, 1.0}});
   const auto metrics = ComputeRoutingMetrics(binary);

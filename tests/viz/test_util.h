@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/cli_util.h"
 #include "viz/routing.h"
 
 namespace skillgrid::viz::testing {
@@ -80,24 +81,8 @@ inline RoutingSnapshot WriteFixtureRun(const std::string& dir, const std::vector
   return snap;
 }
 
-/// Result of a command line.
-struct CommandResult {
-  int status = -1;     ///< exit status (-1 if it did not exit normally)
-  std::string output;  ///< stdout and stderr together
-};
-
-/// Runs `command` through the shell and captures its output.
-inline CommandResult RunCommand(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using cli_test::CommandResult;
+using cli_test::RunCommand;
 
 /// The CLI binary under test.
 inline std::string Cli() { return SKILLGRID_CLI; }
