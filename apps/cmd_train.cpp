@@ -46,6 +46,7 @@ struct TrainFlags {
   std::string levels;
   std::string families;
   std::string teachers;
+  std::string eval_unseen;
   bool resume = false;
   bool no_progress = false;
   std::vector<std::pair<CLI::Option*, std::function<void(TrainConfig&)>>> apply;
@@ -114,6 +115,10 @@ int RunTrain(TrainFlags& f) {
   }
   if (!f.families.empty()) config.families = SplitList(f.families);
   if (!f.teachers.empty()) config.teachers = SplitList(f.teachers);
+  if (!f.eval_unseen.empty()) {
+    config.eval_unseen.clear();
+    for (const auto& l : SplitList(f.eval_unseen)) config.eval_unseen.push_back(FullLevelId(l));
+  }
   if (f.no_progress) config.progress = false;
   if (run_dir.empty()) run_dir = DefaultRunDir(config);
   config.run_dir = run_dir;
@@ -265,6 +270,12 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   Flag(cmd, p, "--keep-checkpoints", &TrainConfig::keep_checkpoints, "checkpoints kept");
   Flag(cmd, p, "--eval-interval", &TrainConfig::eval_interval, "updates between evaluations (0 = never)");
   Flag(cmd, p, "--eval-episodes", &TrainConfig::eval_episodes, "episodes per level per evaluation");
+  cmd->add_option("--eval-unseen", f->eval_unseen,
+                  "comma-separated levels the run does not train on, evaluated zero-shot with every periodic "
+                  "evaluation (eval.csv: mean_unseen_success and per-level columns)");
+  Flag(cmd, p, "--unseen-routing", &TrainConfig::unseen_routing,
+       "routing of the --eval-unseen levels: mean (each router's average over the trained levels) | uniform (1/S "
+       "over the skills, as Poly-mu)");
   Flag(cmd, p, "--stats-window", &TrainConfig::stats_window, "episodes per level in the rolling success window");
   cmd->add_flag("--no-progress", f->no_progress, "no live progress line");
   cmd->callback([f, exit_code] { *exit_code = Guarded("train", [&] { return RunTrain(*f); }); });

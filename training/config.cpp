@@ -11,6 +11,7 @@
 #include "agents/actor_critic.h"
 #include "envs/level.h"
 #include "envs/state_io.h"
+#include "skills/training_helpers.h"
 
 namespace skillgrid::training {
 
@@ -24,6 +25,7 @@ namespace {
   X(rmsprop_alpha) X(gamma) X(gae_lambda) X(clip) X(clip_value_loss) X(entropy_coef) X(value_coef)   \
   X(max_grad_norm) X(reward_scale) X(bootstrap_truncated) X(normalize_advantages) X(ibp_weight)      \
   X(stats_window) X(save_interval) X(keep_checkpoints) X(eval_interval) X(eval_episodes) X(eval_seed) \
+  X(eval_unseen) X(unseen_routing) \
   X(progress) X(init_from) X(train_only_routing) X(teachers) X(distill_coef) X(distill_temperature)       \
   X(distill_anneal_frames) X(distill_value_coef) X(rl_coef)
 
@@ -148,6 +150,22 @@ void TrainConfig::Validate() const {
   if (keep_checkpoints < 1) Fail("--keep-checkpoints must be >= 1, got " + std::to_string(keep_checkpoints));
   if (eval_interval < 0) Fail("--eval-interval must be >= 0, got " + std::to_string(eval_interval));
   if (eval_episodes < 1) Fail("--eval-episodes must be >= 1, got " + std::to_string(eval_episodes));
+  std::set<std::string> unseen;
+  for (const auto& id : eval_unseen) {
+    if (!unseen.insert(id).second) Fail("--eval-unseen: level " + id + " is listed twice");
+    if (seen.count(id) > 0) Fail("--eval-unseen: level " + id + " is also a training level (--levels)");
+    try {
+      envs::MakeLevel(id);
+    } catch (const envs::InputError& e) {
+      Fail(std::string("--eval-unseen: ") + e.what());
+    }
+  }
+  if (!eval_unseen.empty() && eval_interval == 0) Fail("--eval-unseen needs periodic evaluation (--eval-interval > 0)");
+  try {
+    skills::ParseUnseenTaskRouting(unseen_routing);
+  } catch (const std::invalid_argument& e) {
+    Fail(std::string("--unseen-routing: ") + e.what());
+  }
   if (train_only_routing && init_from.empty()) {
     Fail("--train-only-routing adapts trained skills: it needs --init-from RUN_DIR (or a checkpoint)");
   }

@@ -168,6 +168,12 @@ struct TrainConfig {
   int eval_episodes = 20;
   /// Seed of evaluation episodes (BabyAI's validation seed: 1e9), disjoint from training streams.
   uint64_t eval_seed = 1'000'000'000;
+  /// Levels the run does not train on, evaluated zero-shot at every periodic evaluation (eval.csv
+  /// columns mean_unseen_success and success_/return_/length_<level>). Default none.
+  std::vector<std::string> eval_unseen;
+  /// Routing of the eval_unseen levels: mean (each router's average over the trained levels) |
+  /// uniform (1/S over the skills, Poly-mu). Default mean.
+  std::string unseen_routing = "mean";
   /// Print a live progress line to stderr.
   bool progress = true;
 

@@ -389,6 +389,10 @@ struct Trainer::Impl {
       throw RunError("checkpoint " + path + " was trained with other levels, env count, rollout length or seed; "
                      "resume with the run's own config.json");
     }
+    if (saved.eval_unseen != cfg.eval_unseen) {
+      throw RunError("checkpoint " + path + " was evaluated on other --eval-unseen levels; eval.csv keeps its columns, "
+                     "so resume with the run's own --eval-unseen");
+    }
     torch::serialize::InputArchive archive;
     // Onto this run's device, whichever one saved it: parameters and Adam state must meet there.
     archive.load_from(path, device);
@@ -885,21 +889,59 @@ struct Trainer::Impl {
     return s;
   }
 
+  // The levels of --eval-unseen on a copy of the network with one task added for them, routed
+  // as --unseen-routing; the trained network and the run's random stream stay untouched.
+  Evaluation EvaluateUnseen() {
+    at::Generator gen = CpuGenerator();
+    const at::Tensor rng_state = gen.get_state();  // building the copy draws initial weights
+    agents::ActorCritic zero_shot(model->options);
+    gen.set_state(rng_state);
+    zero_shot->SetConvPrecision(model->ConvPrecision());
+    zero_shot->to(device);
+    {
+      at::NoGradGuard no_grad;
+      const auto from_params = model->parameters(), to_params = zero_shot->parameters();
+      const auto from_buffers = model->buffers(), to_buffers = zero_shot->buffers();
+      TORCH_CHECK(from_params.size() == to_params.size() && from_buffers.size() == to_buffers.size(),
+                  "zero-shot copy of the network: ", to_params.size(), " parameters and ", to_buffers.size(),
+                  " buffers, the network ", from_params.size(), " and ", from_buffers.size());
+      for (size_t i = 0; i < to_params.size(); ++i) to_params[i].copy_(from_params[i]);
+      for (size_t i = 0; i < to_buffers.size(); ++i) to_buffers[i].copy_(from_buffers[i]);
+    }
+    const int64_t task = skills::AddUnseenTask(*zero_shot, skills::ParseUnseenTaskRouting(cfg.unseen_routing));
+    const std::vector<int64_t> tasks(cfg.eval_unseen.size(), task);
+    return EvaluatePolicy(zero_shot, cfg.eval_unseen, cfg.eval_episodes, cfg.eval_seed, /*argmax=*/true, threads, tasks);
+  }
+
   double EvaluateNow() {
     const Evaluation e = EvaluatePolicy(model, cfg.levels, cfg.eval_episodes, cfg.eval_seed, /*argmax=*/true, threads);
+    const Evaluation unseen = cfg.eval_unseen.empty() ? Evaluation() : EvaluateUnseen();
     if (has_dir) {
       const std::string path = Path("eval.csv");
       if (!fs::exists(path)) {
         std::vector<std::string> h = {"update", "frames", "mean_success"};
-        for (const auto& l : cfg.levels) h.push_back("success_" + ShortLevelName(l));
-        for (const auto& l : cfg.levels) h.push_back("return_" + ShortLevelName(l));
-        for (const auto& l : cfg.levels) h.push_back("length_" + ShortLevelName(l));
+        auto add_level_columns = [&h](const std::vector<std::string>& levels) {
+          for (const char* what : {"success_", "return_", "length_"})
+            for (const auto& l : levels) h.push_back(what + ShortLevelName(l));
+        };
+        add_level_columns(cfg.levels);
+        if (!cfg.eval_unseen.empty()) {
+          h.push_back("mean_unseen_success");
+          add_level_columns(cfg.eval_unseen);
+        }
         WriteFileAtomically(path, JoinCsv(h));
       }
       std::vector<std::string> f = {std::to_string(update), std::to_string(frames), Num(e.success_rate)};
-      for (const auto& l : e.levels) f.push_back(Num(l.success_rate));
-      for (const auto& l : e.levels) f.push_back(Num(l.mean_return));
-      for (const auto& l : e.levels) f.push_back(Num(l.mean_length));
+      auto add_level_values = [&f](const Evaluation& ev) {
+        for (const auto& l : ev.levels) f.push_back(Num(l.success_rate));
+        for (const auto& l : ev.levels) f.push_back(Num(l.mean_return));
+        for (const auto& l : ev.levels) f.push_back(Num(l.mean_length));
+      };
+      add_level_values(e);
+      if (!cfg.eval_unseen.empty()) {
+        f.push_back(Num(unseen.success_rate));
+        add_level_values(unseen);
+      }
       std::ofstream out(path, std::ios::app);
       out << JoinCsv(f);
     }

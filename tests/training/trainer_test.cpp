@@ -160,6 +160,20 @@ TEST(Config, BadValuesGiveOneLineErrors) {
             std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) { c.teachers = {"runs/a", ""}; }).find("--teacher: an empty path"),
             std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.eval_unseen = {"BabyAI-GoToObjS4-v0"}; })
+                .find("--eval-unseen: level BabyAI-GoToObjS4-v0 is also a training level"),
+            std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.eval_unseen = {"BabyAI-GoToDoor-v0", "BabyAI-GoToDoor-v0"}; })
+                .find("--eval-unseen: level BabyAI-GoToDoor-v0 is listed twice"),
+            std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.eval_unseen = {"BabyAI-GoToDor-v0"}; }).find("--eval-unseen: unknown level"),
+            std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) {
+              c.eval_unseen = {"BabyAI-GoToDoor-v0"};
+              c.eval_interval = 0;
+            }).find("--eval-unseen needs periodic evaluation"),
+            std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.unseen_routing = "median"; }).find("--unseen-routing: "), std::string::npos);
   for (const auto& e : {error([](TrainConfig& c) { c.lr = -1; }), error([](TrainConfig& c) { c.batch_size = 48; })}) {
     EXPECT_EQ(e.find('\n'), std::string::npos);
   }
@@ -389,6 +403,48 @@ TEST(Trainer, RefusesToOverwriteAnExistingRun) {
   EXPECT_NE(e.find("already holds a run"), std::string::npos) << e;
   EXPECT_EQ(ReadLines(dir + "/log.csv"), before);
   EXPECT_EQ(ListCheckpoints(dir).size(), 1u);
+}
+
+TEST(Trainer, EvalUnseenAddsZeroShotColumnsAndLeavesTrainingAsItWas) {
+  // Zero-shot evaluation works on a copy of the network: the run's log is the same as without
+  // it, and eval.csv gains the held-out level after the trained ones.
+  const std::string plain = TempDir("unseen_plain"), held_out = TempDir("unseen_held_out");
+  const std::string door = "BabyAI-GoToDoor-v0";
+  auto with_unseen = [&](const std::string& dir) {
+    TrainConfig c = Tiny(dir);
+    c.eval_unseen = {door};
+    c.unseen_routing = "uniform";
+    return c;
+  };
+  {
+    Trainer t(Tiny(plain), false);
+    t.Train();
+  }
+  {
+    Trainer t(with_unseen(held_out), false);
+    t.Train();
+  }
+  EXPECT_EQ(WithoutTimes(ReadLines(plain + "/log.csv")), WithoutTimes(ReadLines(held_out + "/log.csv")));
+  const auto plain_eval = ReadLines(plain + "/eval.csv"), unseen_eval = ReadLines(held_out + "/eval.csv");
+  ASSERT_EQ(unseen_eval.size(), plain_eval.size());
+  EXPECT_EQ(unseen_eval[0], plain_eval[0] + ",mean_unseen_success,success_GoToDoor,return_GoToDoor,length_GoToDoor");
+  for (size_t i = 1; i < unseen_eval.size(); ++i) {
+    // The trained levels' columns are unchanged; the held-out level ran whole episodes.
+    EXPECT_EQ(unseen_eval[i].substr(0, plain_eval[i].size() + 1), plain_eval[i] + ",");
+    std::vector<double> v;
+    std::stringstream row(unseen_eval[i].substr(plain_eval[i].size() + 1));
+    for (std::string cell; std::getline(row, cell, ',');) v.push_back(std::stod(cell));
+    ASSERT_EQ(v.size(), 4u) << unseen_eval[i];
+    EXPECT_EQ(v[0], v[1]);  // one held-out level: its success is the mean
+    EXPECT_GE(v[1], 0.0);
+    EXPECT_LE(v[1], 1.0);
+    EXPECT_GT(v[3], 0.0);  // episode length
+  }
+  // The held-out columns are part of the run: resuming with others is refused.
+  TrainConfig other = with_unseen(held_out);
+  other.eval_unseen = {"BabyAI-GoToObjDoor-v0"};
+  EXPECT_NE(ErrorOf([&] { Trainer t(other, true); }).find("other --eval-unseen levels"), std::string::npos);
+  ExpectResumeMatchesUninterruptedRun(with_unseen, "unseen_resume");
 }
 
 TEST(Trainer, ResumeWithAnotherArchitectureFailsClearly) {
