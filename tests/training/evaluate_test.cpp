@@ -78,19 +78,7 @@ TEST(EvaluatePolicy, EachLevelRunsAsTheModelTaskItIsGiven) {
 std::string PolyRun() {
   const std::string dir = (fs::temp_directory_path() / "skillgrid_evaluate_test_poly").string();
   fs::remove_all(dir);
-  TrainConfig c;
-  c.run_dir = dir;
-  c.levels = {kRedBall, kObjS4};
-  c.model = "small";
-  c.router = "poly";
-  c.skills = 3;
-  c.rank = 2;
-  c.num_envs = 4;
-  c.frames_per_env = 4;
-  c.recurrence = 4;
-  c.batch_size = 16;
-  c.threads = 1;
-  c.progress = false;
+  const TrainConfig c = SmallRunConfig(dir, {kRedBall, kObjS4}, "poly", 1);
   Trainer t(c, false);
   t.SaveCheckpoint();
   return dir;

@@ -28,20 +28,7 @@ std::string MakeTeacher(const std::string& name, const std::vector<std::string>&
                         uint64_t seed) {
   const std::string dir = (fs::temp_directory_path() / ("skillgrid_teachers_test_" + name)).string();
   fs::remove_all(dir);
-  TrainConfig c;
-  c.run_dir = dir;
-  c.levels = levels;
-  c.model = "small";
-  c.router = router;
-  c.skills = 3;
-  c.rank = 2;
-  c.num_envs = 4;
-  c.frames_per_env = 4;
-  c.recurrence = 4;
-  c.batch_size = 16;
-  c.threads = 1;
-  c.seed = seed;
-  c.progress = false;
+  const TrainConfig c = SmallRunConfig(dir, levels, router, seed);
   Trainer t(c, false);
   {
     // Fresh skills start equal for every task (a zero low-rank factor); random weights make each

@@ -1,5 +1,5 @@
-// Helpers of the training tests: the message of a throwing call, and real first observations of
-// BabyAI levels, as the trainer builds them.
+// Helpers of the training tests: the message of a throwing call, real first observations of
+// BabyAI levels as the trainer builds them, and the config of a tiny run.
 #pragma once
 
 #include <exception>
@@ -10,6 +10,7 @@
 
 #include "agents/observation.h"
 #include "envs/vec_env.h"
+#include "training/config.h"
 
 namespace skillgrid::training {
 
@@ -58,6 +59,27 @@ inline EnvObservations ResetObservations(const std::vector<std::string>& levels,
                                 returns.data(), ep_lengths.data(), success.data()});
   o.tasks = at::arange(n, at::kLong).remainder(static_cast<int64_t>(levels.size()));
   return o;
+}
+
+/// A run of the small model in `dir` small enough to build in milliseconds: 3 skills of rank 2,
+/// 4 envs x 4 frames per update, recurrence 4, batch 16, one thread, no progress line.
+inline TrainConfig SmallRunConfig(const std::string& dir, const std::vector<std::string>& levels,
+                                  const std::string& router, uint64_t seed) {
+  TrainConfig c;
+  c.run_dir = dir;
+  c.levels = levels;
+  c.model = "small";
+  c.router = router;
+  c.skills = 3;
+  c.rank = 2;
+  c.num_envs = 4;
+  c.frames_per_env = 4;
+  c.recurrence = 4;
+  c.batch_size = 16;
+  c.threads = 1;
+  c.seed = seed;
+  c.progress = false;
+  return c;
 }
 
 }  // namespace skillgrid::training
