@@ -17,7 +17,6 @@
 #include "envs/level.h"
 #include "envs/state_io.h"
 #include "skills/skill_conv_embedding.h"
-#include "skills/training_helpers.h"
 #include "training/checkpoint.h"
 #include "training/config.h"
 #include "training/evaluate.h"
@@ -53,13 +52,7 @@ struct EvalPlan {
 };
 
 EvalPlan PlanLevels(const EvalFlags& f, const TrainConfig& trained, agents::ActorCriticImpl& model) {
-  const skills::UnseenTaskRouting routing = [&] {
-    try {
-      return skills::ParseUnseenTaskRouting(f.unseen_routing);
-    } catch (const std::invalid_argument& e) {
-      throw training::ConfigError(std::string("--unseen-routing: ") + e.what());
-    }
-  }();
+  const training::UnseenRouting routing = training::UnseenRouting::Parse(f.unseen_routing, trained.levels);
   EvalPlan plan;
   if (f.levels.empty()) {
     plan.levels = trained.levels;
@@ -78,7 +71,7 @@ EvalPlan PlanLevels(const EvalFlags& f, const TrainConfig& trained, agents::Acto
     }
     const auto it = std::find(trained.levels.begin(), trained.levels.end(), id);
     const bool is_unseen = it == trained.levels.end();
-    if (is_unseen && unseen_task < 0) unseen_task = skills::AddUnseenTask(model, routing);
+    if (is_unseen && unseen_task < 0) unseen_task = routing.TaskIn(model, trained.levels);
     plan.model_tasks.push_back(is_unseen ? unseen_task : it - trained.levels.begin());
     plan.unseen.push_back(is_unseen);
     plan.num_unseen += is_unseen ? 1 : 0;
@@ -133,8 +126,9 @@ void AddEvalCommand(CLI::App& app, int* exit_code) {
                   "are zero-shot transfer, routed as --unseen-routing");
   cmd->add_option("--unseen-routing", f->unseen_routing,
                   "routing of levels the run did not train on: mean (each router's average over the trained "
-                  "levels) | uniform (1/S over the skills: the Poly-mu / MHR-mu average). Routers that ignore the "
-                  "task (none, shared, mu, adamix) run unseen levels as any other")
+                  "levels) | uniform (1/S over the skills: the Poly-mu / MHR-mu average) | as:LEVEL (as that "
+                  "trained level's task). Routers that ignore the task (none, shared, mu, adamix) run unseen "
+                  "levels as any other")
       ->capture_default_str();
   cmd->add_option("--episodes", f->episodes, "episodes per level")->capture_default_str();
   cmd->add_option("--seed", f->seed, "seed of the evaluation episodes")->capture_default_str();

@@ -275,7 +275,7 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
                   "evaluation (eval.csv: mean_unseen_success and per-level columns)");
   Flag(cmd, p, "--unseen-routing", &TrainConfig::unseen_routing,
        "routing of the --eval-unseen levels: mean (each router's average over the trained levels) | uniform (1/S "
-       "over the skills, as Poly-mu)");
+       "over the skills, as Poly-mu) | as:LEVEL (as that trained level's task)");
   Flag(cmd, p, "--stats-window", &TrainConfig::stats_window, "episodes per level in the rolling success window");
   cmd->add_flag("--no-progress", f->no_progress, "no live progress line");
   cmd->callback([f, exit_code] { *exit_code = Guarded("train", [&] { return RunTrain(*f); }); });

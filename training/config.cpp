@@ -11,7 +11,7 @@
 #include "agents/actor_critic.h"
 #include "envs/level.h"
 #include "envs/state_io.h"
-#include "skills/training_helpers.h"
+#include "training/evaluate.h"
 
 namespace skillgrid::training {
 
@@ -161,11 +161,7 @@ void TrainConfig::Validate() const {
     }
   }
   if (!eval_unseen.empty() && eval_interval == 0) Fail("--eval-unseen needs periodic evaluation (--eval-interval > 0)");
-  try {
-    skills::ParseUnseenTaskRouting(unseen_routing);
-  } catch (const std::invalid_argument& e) {
-    Fail(std::string("--unseen-routing: ") + e.what());
-  }
+  UnseenRouting::Parse(unseen_routing, levels);
   if (train_only_routing && init_from.empty()) {
     Fail("--train-only-routing adapts trained skills: it needs --init-from RUN_DIR (or a checkpoint)");
   }

@@ -172,7 +172,7 @@ struct TrainConfig {
   /// columns mean_unseen_success and success_/return_/length_<level>). Default none.
   std::vector<std::string> eval_unseen;
   /// Routing of the eval_unseen levels: mean (each router's average over the trained levels) |
-  /// uniform (1/S over the skills, Poly-mu). Default mean.
+  /// uniform (1/S over the skills, Poly-mu) | as:LEVEL (as that trained level). Default mean.
   std::string unseen_routing = "mean";
   /// Print a live progress line to stderr.
   bool progress = true;

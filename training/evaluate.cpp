@@ -8,6 +8,7 @@
 
 #include "envs/vec_env.h"
 #include "skills/task_batch.h"
+#include "training/config.h"
 #include "training/instruction_cache.h"
 
 namespace skillgrid::training {
@@ -16,6 +17,36 @@ namespace {
 // Envs per evaluation batch: a multiple of the level count near this.
 constexpr int kEvalBatchTarget = 256;
 }  // namespace
+
+UnseenRouting UnseenRouting::Parse(const std::string& value, const std::vector<std::string>& trained_levels) {
+  UnseenRouting r;
+  const std::string as_prefix = "as:";
+  if (value.rfind(as_prefix, 0) != 0) {
+    try {
+      r.added = skills::ParseUnseenTaskRouting(value);
+    } catch (const std::invalid_argument&) {
+      throw ConfigError("--unseen-routing must be mean, uniform or as:LEVEL (a trained level), got '" + value + "'");
+    }
+    return r;
+  }
+  const std::string name = value.substr(as_prefix.size());
+  for (const auto& level : trained_levels) {
+    if (level == name || ShortLevelName(level) == name) r.as_level = level;
+  }
+  if (r.as_level.empty()) {
+    std::string known;
+    for (const auto& level : trained_levels) known += (known.empty() ? "" : ", ") + ShortLevelName(level);
+    throw ConfigError("--unseen-routing " + value + ": '" + name + "' is not a trained level (" + known + ")");
+  }
+  return r;
+}
+
+int64_t UnseenRouting::TaskIn(agents::ActorCriticImpl& model, const std::vector<std::string>& trained_levels) const {
+  if (as_level.empty()) return skills::AddUnseenTask(model, added);
+  const auto it = std::find(trained_levels.begin(), trained_levels.end(), as_level);
+  TORCH_CHECK(it != trained_levels.end(), "UnseenRouting: ", as_level, " is not a trained level");
+  return it - trained_levels.begin();
+}
 
 Evaluation EvaluatePolicy(agents::ActorCritic model, const std::vector<std::string>& levels, int episodes,
                           uint64_t seed, bool argmax, int threads, const std::vector<int64_t>& model_tasks) {

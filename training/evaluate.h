@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "agents/actor_critic.h"
+#include "skills/training_helpers.h"
 
 namespace skillgrid::training {
 
@@ -29,6 +30,21 @@ struct Evaluation {
   std::vector<LevelEvaluation> levels;
   /// Mean of the per-level success rates.
   double success_rate = 0.0;
+};
+
+/// How levels a network did not train on are routed (zero-shot): a parsed --unseen-routing.
+struct UnseenRouting {
+  /// Routing of the task added for them (mean | uniform); used when as_level is empty.
+  skills::UnseenTaskRouting added = skills::UnseenTaskRouting::kMean;
+  /// Full id of the trained level whose task they run as ("as:LEVEL"); "" adds a task.
+  std::string as_level;
+
+  /// Parses mean | uniform | as:LEVEL, where LEVEL (short name or full id) is one of
+  /// `trained_levels`. Throws ConfigError with a one-line message.
+  static UnseenRouting Parse(const std::string& value, const std::vector<std::string>& trained_levels);
+  /// The task id of `model` (trained on `trained_levels`, in task order) that unseen levels run
+  /// as: as_level's task, or a task this call adds to every router (skills::AddUnseenTask).
+  int64_t TaskIn(agents::ActorCriticImpl& model, const std::vector<std::string>& trained_levels) const;
 };
 
 /// Runs `episodes` episodes per level with the model in eval mode (restored to its previous

@@ -908,7 +908,7 @@ struct Trainer::Impl {
       for (size_t i = 0; i < to_params.size(); ++i) to_params[i].copy_(from_params[i]);
       for (size_t i = 0; i < to_buffers.size(); ++i) to_buffers[i].copy_(from_buffers[i]);
     }
-    const int64_t task = skills::AddUnseenTask(*zero_shot, skills::ParseUnseenTaskRouting(cfg.unseen_routing));
+    const int64_t task = UnseenRouting::Parse(cfg.unseen_routing, cfg.levels).TaskIn(*zero_shot, cfg.levels);
     const std::vector<int64_t> tasks(cfg.eval_unseen.size(), task);
     return EvaluatePolicy(zero_shot, cfg.eval_unseen, cfg.eval_episodes, cfg.eval_seed, /*argmax=*/true, threads, tasks);
   }

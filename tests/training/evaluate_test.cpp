@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,27 @@ TEST(EvaluatePolicy, EachLevelRunsAsTheModelTaskItIsGiven) {
             std::string::npos);
 }
 
+TEST(UnseenRouting, MeanAndUniformAddATaskAndAsLevelReusesThatLevelsTask) {
+  const std::vector<std::string> levels = {kObjS4, kRedBall};
+  agents::ActorCritic model = PrivateModel(levels);
+  auto tasks_of_routers = [&] {
+    std::set<int64_t> counts;
+    skills::ForEachRouter(*model, [&](const std::string&, skills::RouterImpl& r) { counts.insert(r.n_tasks()); });
+    return counts;
+  };
+  const UnseenRouting as_red = UnseenRouting::Parse("as:GoToRedBallNoDists", levels);
+  EXPECT_EQ(as_red.as_level, kRedBall);
+  EXPECT_EQ(as_red.TaskIn(*model, levels), 1);
+  EXPECT_EQ(UnseenRouting::Parse("as:" + kObjS4, levels).TaskIn(*model, levels), 0);  // full ids work too
+  EXPECT_EQ(tasks_of_routers(), std::set<int64_t>{2});                                // nothing added
+  const UnseenRouting uniform = UnseenRouting::Parse("uniform", levels);
+  EXPECT_TRUE(uniform.as_level.empty());
+  EXPECT_EQ(uniform.added, skills::UnseenTaskRouting::kUniform);
+  EXPECT_EQ(uniform.TaskIn(*model, levels), 2);
+  EXPECT_EQ(tasks_of_routers(), std::set<int64_t>{3});
+  EXPECT_NE(ErrorOf([&] { UnseenRouting::Parse("as:", levels); }).find("'' is not a trained level"), std::string::npos);
+}
+
 // A checkpoint of a small Poly run on GoToRedBallNoDists and GoToObjS4 (random weights).
 std::string PolyRun() {
   const std::string dir = (fs::temp_directory_path() / "skillgrid_evaluate_test_poly").string();
@@ -107,7 +129,9 @@ TEST(EvalCommand, UnseenLevelsRunZeroShotAndBadValuesGiveOneLineErrors) {
   EXPECT_EQ(own.output.find("unseen"), std::string::npos) << own.output;
 
   for (const auto& [flags, message] : std::vector<std::pair<std::string, std::string>>{
-           {"--levels GoToLocal --unseen-routing average", "--unseen-routing: unseen-task routing must be mean or uniform, got 'average'"},
+           {"--levels GoToLocal --unseen-routing average", "--unseen-routing must be mean, uniform or as:LEVEL (a trained level), got 'average'"},
+           {"--levels GoToLocal --unseen-routing as:GoToDoor",
+            "--unseen-routing as:GoToDoor: 'GoToDoor' is not a trained level (GoToRedBallNoDists, GoToObjS4)"},
            {"--levels GoToNowhere", "--levels: "},
            {"--levels GoToLocal,BabyAI-GoToLocal-v0", "--levels: level BabyAI-GoToLocal-v0 is listed twice"},
            {"--levels ,", "--levels: at least one level is needed"}}) {

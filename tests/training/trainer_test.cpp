@@ -173,7 +173,10 @@ TEST(Config, BadValuesGiveOneLineErrors) {
               c.eval_interval = 0;
             }).find("--eval-unseen needs periodic evaluation"),
             std::string::npos);
-  EXPECT_NE(error([](TrainConfig& c) { c.unseen_routing = "median"; }).find("--unseen-routing: "), std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.unseen_routing = "median"; }).find("--unseen-routing must be mean, uniform or as:LEVEL"),
+            std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.unseen_routing = "as:GoToDoor"; }).find("'GoToDoor' is not a trained level"),
+            std::string::npos);
   for (const auto& e : {error([](TrainConfig& c) { c.lr = -1; }), error([](TrainConfig& c) { c.batch_size = 48; })}) {
     EXPECT_EQ(e.find('\n'), std::string::npos);
   }
