@@ -116,8 +116,13 @@ TEST(SkillConv2d, Bf16PrecisionAgreesWithFp32UpToBf16RoundingWithFp32ParameterGr
         ASSERT_EQ(grads[k].defined(), ref_grads[k].defined()) << "input " << k;
         if (!grads[k].defined()) continue;
         EXPECT_EQ(grads[k].scalar_type(), at::kFloat) << "input " << k;
-        EXPECT_LE((grads[k] - ref_grads[k]).norm().item<double>(), 0.03 * ref_grads[k].norm().item<double>() + 1e-4)
-            << "input " << k;
+        // The routing logits' gradient is a difference of near-equal dot products (the normalised
+        // weights sum to 1), so bf16 rounding of its terms weighs more on it: 5.8 % of its norm on
+        // an AVX2-only CPU (oneDNN without native bf16), under 3 % with AVX512-BF16. A wrong
+        // gradient is off by O(1).
+        const double relative = inputs[k].is_same(conv->router()->logits()) ? 0.1 : 0.03;
+        EXPECT_LE((grads[k] - ref_grads[k]).norm().item<double>(), relative * ref_grads[k].norm().item<double>() + 1e-4)
+            << "input " << k << " (" << in << " -> " << out << " channels)";
       }
     }
   }
