@@ -341,9 +341,12 @@ LearningCurves CurvesFromTable(const CsvTable& table, const std::string& x_colum
   LearningCurves c;
   c.x_label = x_column;
   c.x = table.columns[xc];
+  // eval.csv of a run with --eval-unseen: its held-out levels' columns follow this one.
+  const int held_out_from = table.Find("mean_unseen_success");
   for (size_t i = 0; i < table.names.size(); ++i) {
     if (table.names[i].rfind(prefix, 0) == 0 && table.names[i].size() > prefix.size()) {
-      c.levels.push_back({table.names[i].substr(prefix.size()), table.columns[i]});
+      const bool held_out = held_out_from >= 0 && static_cast<int>(i) > held_out_from;
+      c.levels.push_back({table.names[i].substr(prefix.size()) + (held_out ? " (held out)" : ""), table.columns[i]});
     }
   }
   if (c.levels.empty()) throw std::runtime_error(table.source + ": no '" + prefix + "<level>' columns in the header");

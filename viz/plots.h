@@ -66,7 +66,8 @@ struct LearningCurves {
 };
 
 /// Builds curves from a log.csv / eval.csv table: x from `x_column`, a series per
-/// "<prefix><Short>" column (label <Short>), the mean from `mean_column` if present.
+/// "<prefix><Short>" column (label <Short>; "<Short> (held out)" after an eval.csv's
+/// mean_unseen_success column, train --eval-unseen's levels), the mean from `mean_column` if present.
 /// Throws std::runtime_error naming table.source when x_column or every prefixed column is missing.
 LearningCurves CurvesFromTable(const CsvTable& table, const std::string& x_column = "frames",
                                const std::string& prefix = "success_", const std::string& mean_column = "mean_success");

@@ -102,6 +102,23 @@ TEST(PlotCsv, MalformedHeadersAndGarbageGiveClearErrors) {
   ExpectError([&] { CurvesFromTable(no_levels); }, {"log.csv", "success_<level>"});
 }
 
+TEST(PlotCurves, HeldOutLevelsOfAnEvalTableAreLabelledAsSuch) {
+  // train --eval-unseen writes the held-out levels after mean_unseen_success; the black mean
+  // stays the trained levels' mean_success.
+  const CsvTable eval = ParseCsvTable(
+      "update,frames,mean_success,success_GoToObj,return_GoToObj,mean_unseen_success,success_GoToDoor,"
+      "return_GoToDoor\n1,100,0.5,0.5,0.4,0.25,0.25,0.2\n",
+      "eval.csv");
+  const LearningCurves c = CurvesFromTable(eval);
+  ASSERT_EQ(c.levels.size(), 2u);
+  EXPECT_EQ(c.levels[0].label, "GoToObj");
+  EXPECT_EQ(c.levels[1].label, "GoToDoor (held out)");
+  EXPECT_EQ(c.levels[1].y, std::vector<double>{0.25});
+  EXPECT_EQ(c.mean, std::vector<double>{0.5});
+  const CsvTable plain = ParseCsvTable("frames,mean_success,success_GoToObj\n1,0.5,0.5\n", "eval.csv");
+  EXPECT_EQ(CurvesFromTable(plain).levels[0].label, "GoToObj");
+}
+
 TEST(PlotCurves, CompareCurvesPutsEachRunOnTheUnionOfXInterpolatingBetweenItsPoints) {
   const CsvTable a = ParseCsvTable("frames,mean_success\n0,0.0\n100,0.5\n200,1.0\n", "a/log.csv");
   const CsvTable b = ParseCsvTable("frames,mean_success\n50,0.2\n150,0.4\n", "b/log.csv");
