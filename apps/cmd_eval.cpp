@@ -43,7 +43,7 @@ struct EvalFlags {
 };
 
 // The levels to evaluate and the model task each runs as: a trained level keeps its own task;
-// every unseen level shares one task added to the routers (zero-shot transfer).
+// every unseen level runs as the one task --unseen-routing picks (zero-shot transfer).
 struct EvalPlan {
   std::vector<std::string> levels;
   std::vector<int64_t> model_tasks;
