@@ -4,8 +4,6 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <set>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,8 +12,6 @@
 #ifdef SKILLGRID_HAVE_TRAINING
 #include <ATen/Parallel.h>
 
-#include "envs/level.h"
-#include "envs/state_io.h"
 #include "skills/skill_conv_embedding.h"
 #include "training/checkpoint.h"
 #include "training/config.h"
@@ -60,15 +56,9 @@ EvalPlan PlanLevels(const EvalFlags& f, const TrainConfig& trained, agents::Acto
     for (const auto& name : SplitList(f.levels)) plan.levels.push_back(FullLevelId(name));
     if (plan.levels.empty()) throw training::ConfigError("--levels: at least one level is needed");
   }
-  std::set<std::string> seen;
+  training::CheckLevelIds(plan.levels, "--levels");
   int64_t unseen_task = -1;
   for (const auto& id : plan.levels) {
-    if (!seen.insert(id).second) throw training::ConfigError("--levels: level " + id + " is listed twice");
-    try {
-      envs::MakeLevel(id);
-    } catch (const envs::InputError& e) {
-      throw training::ConfigError(std::string("--levels: ") + e.what());
-    }
     const auto it = std::find(trained.levels.begin(), trained.levels.end(), id);
     const bool is_unseen = it == trained.levels.end();
     if (is_unseen && unseen_task < 0) unseen_task = routing.TaskIn(model, trained.levels);

@@ -1,5 +1,6 @@
 #include "training/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
@@ -90,17 +91,21 @@ int TrainConfig::ResolvedUpdateWorkers() const {
   return (device == "cpu" && ResolvedTorchThreads() == 1) ? ResolvedThreads() : 1;
 }
 
-void TrainConfig::Validate() const {
-  if (levels.empty()) Fail("--levels: at least one level is needed");
+void CheckLevelIds(const std::vector<std::string>& ids, const std::string& flag) {
   std::set<std::string> seen;
-  for (const auto& id : levels) {
-    if (!seen.insert(id).second) Fail("--levels: level " + id + " is listed twice");
+  for (const auto& id : ids) {
+    if (!seen.insert(id).second) Fail(flag + ": level " + id + " is listed twice");
     try {
       envs::MakeLevel(id);
     } catch (const envs::InputError& e) {
-      Fail(std::string("--levels: ") + e.what());
+      Fail(flag + ": " + e.what());
     }
   }
+}
+
+void TrainConfig::Validate() const {
+  if (levels.empty()) Fail("--levels: at least one level is needed");
+  CheckLevelIds(levels, "--levels");
   if (frames < 1) Fail("--frames must be >= 1, got " + std::to_string(frames));
   if (threads < 0) Fail("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
   if (torch_threads < 0) Fail("--torch-threads must be >= 0 (0 = auto), got " + std::to_string(torch_threads));
@@ -150,14 +155,10 @@ void TrainConfig::Validate() const {
   if (keep_checkpoints < 1) Fail("--keep-checkpoints must be >= 1, got " + std::to_string(keep_checkpoints));
   if (eval_interval < 0) Fail("--eval-interval must be >= 0, got " + std::to_string(eval_interval));
   if (eval_episodes < 1) Fail("--eval-episodes must be >= 1, got " + std::to_string(eval_episodes));
-  std::set<std::string> unseen;
+  CheckLevelIds(eval_unseen, "--eval-unseen");
   for (const auto& id : eval_unseen) {
-    if (!unseen.insert(id).second) Fail("--eval-unseen: level " + id + " is listed twice");
-    if (seen.count(id) > 0) Fail("--eval-unseen: level " + id + " is also a training level (--levels)");
-    try {
-      envs::MakeLevel(id);
-    } catch (const envs::InputError& e) {
-      Fail(std::string("--eval-unseen: ") + e.what());
+    if (std::find(levels.begin(), levels.end(), id) != levels.end()) {
+      Fail("--eval-unseen: level " + id + " is also a training level (--levels)");
     }
   }
   if (!eval_unseen.empty() && eval_interval == 0) Fail("--eval-unseen needs periodic evaluation (--eval-interval > 0)");

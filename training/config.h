@@ -220,4 +220,8 @@ void CheckDeviceAvailable(const std::string& device);
 /// Short display name of a level id: "BabyAI-GoToObj-v0" -> "GoToObj".
 std::string ShortLevelName(const std::string& id);
 
+/// Checks level ids given with `flag` (e.g. "--levels"): each one registered, none listed twice.
+/// Throws ConfigError, "<flag>: ...", naming the first bad id (unknown ids with the closest valid ones).
+void CheckLevelIds(const std::vector<std::string>& ids, const std::string& flag);
+
 }  // namespace skillgrid::training

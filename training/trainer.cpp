@@ -706,44 +706,51 @@ struct Trainer::Impl {
     return p;
   }
 
+  // A network like the run's (options, convolution precision, device) with fresh weights. The
+  // draws of those weights stay out of the run's random stream.
+  agents::ActorCritic NewNetworkLike() {
+    at::Generator gen = CpuGenerator();
+    const at::Tensor state = gen.get_state();
+    agents::ActorCritic net(model->options);
+    gen.set_state(state);
+    net->SetConvPrecision(model->ConvPrecision());
+    net->to(device);
+    return net;
+  }
+
+  // Gives `net` (from NewNetworkLike) the run network's parameters, buffers, frozen flags and
+  // train/eval mode, with no gradients.
+  void CopyNetworkInto(agents::ActorCriticImpl& net) {
+    at::NoGradGuard no_grad;
+    net.train(model->is_training());
+    const auto from_params = model->parameters(), from_buffers = model->buffers();
+    auto params = net.parameters();
+    auto buffers = net.buffers();
+    TORCH_CHECK(params.size() == from_params.size() && buffers.size() == from_buffers.size(),
+                "copy of the network has ", params.size(), " parameters and ", buffers.size(), " buffers, the network ",
+                from_params.size(), " and ", from_buffers.size());
+    auto copy = [](at::Tensor to, const at::Tensor& from) {
+      if (to.sizes() == from.sizes()) {
+        to.copy_(from);
+      } else {
+        to.set_data(from.clone());  // a router that grew (new tasks)
+      }
+    };
+    for (size_t i = 0; i < params.size(); ++i) {
+      copy(params[i], from_params[i]);
+      params[i].set_requires_grad(from_params[i].requires_grad());  // frozen stays frozen
+      params[i].mutable_grad() = at::Tensor();
+    }
+    for (size_t i = 0; i < buffers.size(); ++i) copy(buffers[i], from_buffers[i]);
+  }
+
   // Brings the replicas' parameters and buffers to the master's values and clears their grads.
   void SyncReplicas() {
     if (replicas.size() + 1 < static_cast<size_t>(update_workers)) {
-      // Building a network draws its initial weights; keep those draws out of the run's stream.
-      at::Generator gen = CpuGenerator();
-      const at::Tensor state = gen.get_state();
-      while (replicas.size() + 1 < static_cast<size_t>(update_workers)) {
-        agents::ActorCritic replica(model->options);
-        replica->SetConvPrecision(skills::ParseConvPrecision(cfg.precision));
-        replica->to(device);
-        replicas.push_back(replica);
-      }
-      gen.set_state(state);
+      while (replicas.size() + 1 < static_cast<size_t>(update_workers)) replicas.push_back(NewNetworkLike());
       update_pool = std::make_unique<envs::ThreadPool>(update_workers);
     }
-    at::NoGradGuard no_grad;
-    const auto master_params = model->named_parameters(), master_buffers = model->named_buffers();
-    for (auto& replica : replicas) {
-      replica->train(model->is_training());
-      auto params = replica->named_parameters();
-      auto buffers = replica->named_buffers();
-      TORCH_CHECK(params.size() == master_params.size() && buffers.size() == master_buffers.size(),
-                  "update worker replica has ", params.size(), " parameters and ", buffers.size(),
-                  " buffers, the network ", master_params.size(), " and ", master_buffers.size());
-      auto copy = [](at::Tensor dst, const at::Tensor& src) {
-        if (dst.sizes() == src.sizes()) {
-          dst.copy_(src);
-        } else {
-          dst.set_data(src.clone());  // a router that grew (new tasks)
-        }
-      };
-      for (size_t i = 0; i < params.size(); ++i) {
-        copy(params[i].value(), master_params[i].value());
-        params[i].value().set_requires_grad(master_params[i].value().requires_grad());  // frozen stays frozen
-        params[i].value().mutable_grad() = at::Tensor();
-      }
-      for (size_t i = 0; i < buffers.size(); ++i) copy(buffers[i].value(), master_buffers[i].value());
-    }
+    for (auto& replica : replicas) CopyNetworkInto(*replica);
   }
 
   // Adds the replicas' gradients into the master's (fixed order: reproducible), and averages
@@ -892,22 +899,8 @@ struct Trainer::Impl {
   // The levels of --eval-unseen on a copy of the network with one task added for them, routed
   // as --unseen-routing; the trained network and the run's random stream stay untouched.
   Evaluation EvaluateUnseen() {
-    at::Generator gen = CpuGenerator();
-    const at::Tensor rng_state = gen.get_state();  // building the copy draws initial weights
-    agents::ActorCritic zero_shot(model->options);
-    gen.set_state(rng_state);
-    zero_shot->SetConvPrecision(model->ConvPrecision());
-    zero_shot->to(device);
-    {
-      at::NoGradGuard no_grad;
-      const auto from_params = model->parameters(), to_params = zero_shot->parameters();
-      const auto from_buffers = model->buffers(), to_buffers = zero_shot->buffers();
-      TORCH_CHECK(from_params.size() == to_params.size() && from_buffers.size() == to_buffers.size(),
-                  "zero-shot copy of the network: ", to_params.size(), " parameters and ", to_buffers.size(),
-                  " buffers, the network ", from_params.size(), " and ", from_buffers.size());
-      for (size_t i = 0; i < to_params.size(); ++i) to_params[i].copy_(from_params[i]);
-      for (size_t i = 0; i < to_buffers.size(); ++i) to_buffers[i].copy_(from_buffers[i]);
-    }
+    agents::ActorCritic zero_shot = NewNetworkLike();
+    CopyNetworkInto(*zero_shot);
     const int64_t task = UnseenRouting::Parse(cfg.unseen_routing, cfg.levels).TaskIn(*zero_shot, cfg.levels);
     const std::vector<int64_t> tasks(cfg.eval_unseen.size(), task);
     return EvaluatePolicy(zero_shot, cfg.eval_unseen, cfg.eval_episodes, cfg.eval_seed, /*argmax=*/true, threads, tasks);
