@@ -79,6 +79,13 @@ void WritePlots(const std::string& run_dir, bool tty) {
 #endif
 }
 
+// "30 minutes", "0.5 minutes".
+std::string FormatMinutes(double minutes) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%g minute%s", minutes, minutes == 1.0 ? "" : "s");
+  return text;
+}
+
 std::string DefaultRunDir(const TrainConfig& c) {
   return "runs/" + c.model + "-" + c.router + "-seed" + std::to_string(c.seed);
 }
@@ -106,9 +113,14 @@ int RunTrain(TrainFlags& f) {
     if (j.is_discarded()) throw training::RunError("cannot resume: " + path + " is not valid JSON");
     config = TrainConfig::FromJson(j);
   }
+  bool frames_given = false, minutes_given = false;
   for (auto& [opt, set] : f.apply) {
-    if (opt->count() > 0) set(config);
+    if (opt->count() == 0) continue;
+    set(config);
+    frames_given |= opt->get_name() == "--frames";
+    minutes_given |= opt->get_name() == "--minutes";
   }
+  training::ResolveTimeBudget(&config, frames_given, minutes_given, f.resume);
   if (!f.levels.empty()) {
     config.levels.clear();
     for (const auto& l : SplitList(f.levels)) config.levels.push_back(FullLevelId(l));
@@ -129,11 +141,14 @@ int RunTrain(TrainFlags& f) {
             << " (" << trainer.model()->NumParameters() << (c.train_only_routing ? " trainable" : "") << " parameters), router " << c.router << ", "
             << c.ResolvedThreads() << " env / " << c.ResolvedTorchThreads() << " torch thread(s) x "
             << c.ResolvedUpdateWorkers() << " update worker(s), device " << c.device << ", "
-            << c.total_updates() * c.frames_per_update() << " frames; run directory " << c.run_dir;
+            << c.total_updates() * c.frames_per_update() << " frames"
+            << (c.max_minutes > 0 ? " or " + FormatMinutes(c.max_minutes) + ", whichever comes first" : "")
+            << "; run directory " << c.run_dir;
   if (!c.init_from.empty()) {
     std::cerr << "; initialised from " << c.init_from << (c.train_only_routing ? " (only the routing trains)" : "");
   }
   if (trainer.updates() > 0) std::cerr << " (resumed at update " << trainer.updates() << ", " << trainer.frames() << " frames)";
+
   for (const auto& line : trainer.TeacherDescriptions()) std::cerr << "\n  teacher: " << line;
   if (c.distilling()) {
     std::cerr << "\n  distillation: " << c.distill_coef << " x tau^2 KL(teacher || student) at tau " << c.distill_temperature
@@ -152,7 +167,7 @@ int RunTrain(TrainFlags& f) {
     }
     if (!c.progress) return;
     const auto now = std::chrono::steady_clock::now();
-    const bool final = s.frames >= c.total_updates() * c.frames_per_update();
+    const bool final = s.frames >= c.total_updates() * c.frames_per_update() || trainer.TimeBudgetSpent();
     if (tty) {
       std::cerr << "\r\033[K" << training::ProgressLine(c, s) << std::flush;
     } else if (final || now - last_print > std::chrono::seconds(10)) {
@@ -163,8 +178,20 @@ int RunTrain(TrainFlags& f) {
   if (c.progress && tty) std::cerr << "\n";
   if (plotted_update != trainer.updates()) WritePlots(c.run_dir, false);
   const training::UpdateStats& s = trainer.last_stats();
+  if (s.update == 0) {  // nothing ran in this session (a finished run resumed): no stats to report
+    if (trainer.updates() < c.total_updates() && trainer.TimeBudgetSpent()) {
+      std::cerr << "skillgrid train: the run has used its time budget of " << FormatMinutes(c.max_minutes)
+                << "; nothing to train (resume with --minutes M for more time, or --frames N without a time limit)\n";
+    }
+    std::cout << "frames: " << trainer.frames() << "\nupdates: " << trainer.updates() << "\nrun_dir: " << c.run_dir << "\n";
+    return 0;
+  }
   std::cout << "frames: " << trainer.frames() << "\nupdates: " << trainer.updates() << "\nepisodes: " << s.episodes
             << "\nseconds: " << s.duration_s << "\nrun_dir: " << c.run_dir << "\n";
+  if (trainer.updates() < c.total_updates() && trainer.TimeBudgetSpent()) {
+    std::cout << "stopped: time budget of " << FormatMinutes(c.max_minutes) << " reached before "
+              << c.total_updates() * c.frames_per_update() << " frames\n";
+  }
   for (size_t i = 0; i < c.levels.size() && i < s.success.size(); ++i) {
     if (std::isnan(s.success[i])) {  // no episode of this level has finished yet
       std::printf("%-28s success -      return -      episodes 0\n", c.levels[i].c_str());
@@ -202,9 +229,15 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--levels", f->levels,
                   "comma-separated level ids or short names (default: GoToObj, GoToRedBallGrey, GoToRedBall, "
                   "GoToLocal, PutNextLocal, PickupLoc, GoToObjMaze, GoTo)");
-  Flag(cmd, p, "--frames,--total-timesteps", &TrainConfig::frames, "environment frames to train for");
+  Flag(cmd, p, "--frames,--total-timesteps", &TrainConfig::frames,
+       "environment frames to train for (without --frames: 20M, or 30 minutes if that comes first)");
+  Flag(cmd, p, "--minutes", &TrainConfig::max_minutes,
+       "wall-clock budget: stop after the first update past it, resumed sessions included (0 = none); "
+       "--resume keeps the run's own");
+  cmd->get_option("--minutes")->default_str("30, or 0 with --frames");
   Flag(cmd, p, "--seed", &TrainConfig::seed, "seed of everything");
-  Flag(cmd, p, "--run-dir", &TrainConfig::run_dir, "run directory (default runs/<model>-<router>-seed<seed>)");
+  Flag(cmd, p, "--run-dir", &TrainConfig::run_dir, "run directory");
+  cmd->get_option("--run-dir")->default_str("runs/<model>-<router>-seed<seed>");
   Flag(cmd, p, "--device", &TrainConfig::device, "network device: cpu | cuda (envs always step on CPU)");
   Flag(cmd, p, "--threads", &TrainConfig::threads, "env threads, and torch threads unless --torch-threads (0 = all cores)");
   Flag(cmd, p, "--torch-threads", &TrainConfig::torch_threads, "torch intra-op threads (0 = auto: 1 for the small model)");

@@ -20,7 +20,7 @@ namespace {
 
 // Every field of TrainConfig, for JSON round-trips.
 #define SKILLGRID_TRAIN_CONFIG_FIELDS(X)                                                              \
-  X(run_dir) X(levels) X(frames) X(seed) X(threads) X(torch_threads) X(update_workers) X(device) X(model) X(precision) X(router) X(skills) X(inventory) \
+  X(run_dir) X(levels) X(frames) X(max_minutes) X(seed) X(threads) X(torch_threads) X(update_workers) X(device) X(model) X(precision) X(router) X(skills) X(inventory) \
   X(rank) X(density) X(heads) X(families) X(algo) X(num_envs) X(frames_per_env) X(recurrence) X(epochs) \
   X(batch_size) X(lr) X(router_lr) X(optimizer) X(optim_eps) X(adam_beta1) X(adam_beta2)              \
   X(rmsprop_alpha) X(gamma) X(gae_lambda) X(clip) X(clip_value_loss) X(entropy_coef) X(value_coef)   \
@@ -107,6 +107,9 @@ void TrainConfig::Validate() const {
   if (levels.empty()) Fail("--levels: at least one level is needed");
   CheckLevelIds(levels, "--levels");
   if (frames < 1) Fail("--frames must be >= 1, got " + std::to_string(frames));
+  if (!(max_minutes >= 0.0) || !std::isfinite(max_minutes)) {
+    Fail("--minutes must be a finite number >= 0 (0 = no time limit), got " + FormatNumber(max_minutes));
+  }
   if (threads < 0) Fail("--threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
   if (torch_threads < 0) Fail("--torch-threads must be >= 0 (0 = auto), got " + std::to_string(torch_threads));
   if (update_workers < 0) Fail("--update-workers must be >= 0 (0 = auto), got " + std::to_string(update_workers));
@@ -269,6 +272,15 @@ TrainConfig PresetConfig(const std::string& name) {
     return c;
   }
   Fail("unknown preset '" + name + "' (valid: small, babyai, a2c)");
+}
+
+void ResolveTimeBudget(TrainConfig* config, bool frames_given, bool minutes_given, bool resuming) {
+  if (minutes_given) return;
+  if (frames_given) {
+    config->max_minutes = 0.0;
+  } else if (!resuming) {
+    config->max_minutes = kDefaultMaxMinutes;
+  }
 }
 
 }  // namespace skillgrid::training

@@ -29,10 +29,16 @@ struct TrainConfig {
   /// Level ids trained together; task id = index in this list. Default: PolytroponSuite().
   std::vector<std::string> levels = PolytroponSuite();
   /// Total environment frames (steps summed over envs) to train for; rounded up to whole updates.
-  /// The default (20M) is sized for about 30 minutes of the default job on 2 cores (small model,
-  /// Poly, two update workers: ~16,000 frames/s with evaluations and checkpoints in the VMs' fast
-  /// hours, so ~21 min; a whole run in a slow hour took 29 min, 11,500 frames/s on average).
+  /// The default (20M) is sized for about 30 minutes of the default job on 2 AVX-512 cores (small
+  /// model, Poly, two update workers: ~16,000 frames/s with evaluations and checkpoints in the
+  /// VMs' fast hours, so ~21 min; a slow hour took 29 min). On slower CPUs (~5,000 frames/s on an
+  /// AVX2-only EPYC) the main job's 30-minute budget (max_minutes) ends it first.
   int64_t frames = 20'000'000;
+  /// Wall-clock budget in minutes (0 = none, the default): training stops after the first update
+  /// that ends past it, counting earlier sessions of a resumed run. Nothing in an update depends
+  /// on the budget, so the run is a prefix of the same run with a larger one. `skillgrid train`
+  /// without --frames or --minutes sets 30, so the main job ends in about 30 minutes on any CPU.
+  double max_minutes = 0.0;
   /// Seed of everything: network init, action sampling, minibatch order, env streams.
   uint64_t seed = 1;
   /// Threads stepping envs, and for torch unless torch_threads says otherwise (0 = all cores).
@@ -206,6 +212,14 @@ struct TrainConfig {
 /// A2C: RMSprop 7e-4, eps 1e-5, 8 frames per env, recurrence 8, lambda 0.95, one step per update).
 /// Throws ConfigError for an unknown name.
 TrainConfig PresetConfig(const std::string& name);
+
+/// The time budget of a run started without --frames or --minutes (the main job's 30 minutes).
+constexpr double kDefaultMaxMinutes = 30.0;
+
+/// Settles config->max_minutes from which budgets the command line gave: --frames alone means
+/// "that many frames" (no time limit); neither gives a new run kDefaultMaxMinutes and leaves a
+/// resumed run's own budget; --minutes is kept as given.
+void ResolveTimeBudget(TrainConfig* config, bool frames_given, bool minutes_given, bool resuming);
 
 /// Throws ConfigError unless `precision` (fp32 | bf16) applies to `model` (bf16 is refused for
 /// the small model, whose fused trunk runs fp32 only).

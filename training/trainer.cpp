@@ -1043,12 +1043,25 @@ Trainer::~Trainer() = default;
 void Trainer::Train(const UpdateCallback& on_update) {
   Impl& s = *impl_;
   const int64_t total = s.cfg.total_updates();
+  // A resumed run whose earlier sessions used up the budget has nothing left to do.
+  if (s.cfg.max_minutes > 0.0 && s.duration_before >= s.cfg.max_minutes * 60.0) return;
   while (s.update < total) {
     const UpdateStats stats = s.Step();
     if (s.cfg.eval_interval > 0 && s.update % s.cfg.eval_interval == 0) s.EvaluateNow();
-    if (s.update % s.cfg.save_interval == 0 || s.update == total) s.SaveCheckpoint();
+    // The budget is read once per update, after its evaluation, so the last update is saved.
+    const bool out_of_time = TimeBudgetSpent();
+    if (s.update % s.cfg.save_interval == 0 || s.update == total || out_of_time) s.SaveCheckpoint();
     if (on_update) on_update(stats);
+    if (out_of_time) break;
   }
+}
+
+double Trainer::ElapsedSeconds() const {
+  return impl_->duration_before + std::chrono::duration<double>(Clock::now() - impl_->session_start).count();
+}
+
+bool Trainer::TimeBudgetSpent() const {
+  return impl_->cfg.max_minutes > 0.0 && ElapsedSeconds() >= impl_->cfg.max_minutes * 60.0;
 }
 
 UpdateStats Trainer::Step() { return impl_->Step(); }
@@ -1066,12 +1079,16 @@ std::vector<std::string> Trainer::TeacherDescriptions() const {
 std::string ProgressLine(const TrainConfig& config, const UpdateStats& s) {
   std::ostringstream o;
   const int64_t target = config.total_updates() * config.frames_per_update();
-  const double eta = s.fps > 0 ? (target - s.frames) / s.fps : 0.0;
+  double eta = s.fps > 0 ? (target - s.frames) / s.fps : 0.0;
+  // The time budget ends the run first when the frames would take longer.
+  const bool budget_binds = config.max_minutes > 0 && config.max_minutes * 60.0 - s.duration_s < eta;
+  if (budget_binds) eta = config.max_minutes * 60.0 - s.duration_s;
   const int eta_s = static_cast<int>(std::max(0.0, eta));
-  char head[160];
-  std::snprintf(head, sizeof(head), "frames %lld/%lld (%.1f%%) | %.0f fps | ETA %dh%02dm%02ds | episodes %lld | success %.3f |",
+  char head[200];
+  std::snprintf(head, sizeof(head), "frames %lld/%lld (%.1f%%) | %.0f fps | ETA %dh%02dm%02ds%s | episodes %lld | success %.3f |",
                 static_cast<long long>(s.frames), static_cast<long long>(target), 100.0 * s.frames / std::max<int64_t>(target, 1),
-                s.fps, eta_s / 3600, (eta_s / 60) % 60, eta_s % 60, static_cast<long long>(s.episodes), s.mean_success);
+                s.fps, eta_s / 3600, (eta_s / 60) % 60, eta_s % 60, budget_binds ? " (time budget)" : "",
+                static_cast<long long>(s.episodes), s.mean_success);
   o << head;
   for (size_t i = 0; i < config.levels.size() && i < s.success.size(); ++i) {
     char cell[64];

@@ -74,9 +74,10 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  /// Runs updates until config().frames, checkpointing every save_interval updates and at the
-  /// end, evaluating every eval_interval updates. Throws TrainingError on a NaN loss (after which
-  /// the directory holds the last good checkpoint and logs up to it).
+  /// Runs updates until config().frames or, with config().max_minutes, until an update ends past
+  /// that budget; checkpoints every save_interval updates and at the end, evaluates every
+  /// eval_interval updates. Throws TrainingError on a NaN loss (after which the directory holds
+  /// the last good checkpoint and logs up to it).
   void Train(const UpdateCallback& on_update = {});
   /// One update: rollout of frames_per_update frames, then the optimisation. Logged to log.csv.
   UpdateStats Step();
@@ -95,6 +96,10 @@ class Trainer {
   int64_t frames() const;
   /// Stats of the last update (zeros before the first).
   const UpdateStats& last_stats() const;
+  /// Wall-clock seconds of training so far, earlier sessions of a resumed run included.
+  double ElapsedSeconds() const;
+  /// Whether config().max_minutes is set and ElapsedSeconds() has reached it.
+  bool TimeBudgetSpent() const;
   /// One line per distillation teacher: its checkpoint, model and the levels it teaches (empty
   /// without teachers).
   std::vector<std::string> TeacherDescriptions() const;
@@ -117,7 +122,8 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(agents::ActorCriticImpl& 
 at::Tensor UnrollMemory(agents::ActorCriticImpl& model, const at::Tensor& gates, at::Tensor memory,
                         const at::Tensor& masks, const skills::TaskBatch& step_batch);
 
-/// A one-line progress display: frames, fps, ETA, mean success and per-level success.
+/// A one-line progress display: frames, fps, ETA (to the frame budget, or to the time budget
+/// when that comes first), mean success and per-level success.
 std::string ProgressLine(const TrainConfig& config, const UpdateStats& stats);
 
 }  // namespace skillgrid::training

@@ -177,9 +177,30 @@ TEST(Config, BadValuesGiveOneLineErrors) {
             std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) { c.unseen_routing = "as:GoToDoor"; }).find("'GoToDoor' is not a trained level"),
             std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.max_minutes = -1; }).find("--minutes must be a finite number >= 0"),
+            std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.max_minutes = std::nan(""); }).find("--minutes must be a finite number >= 0"),
+            std::string::npos);
   for (const auto& e : {error([](TrainConfig& c) { c.lr = -1; }), error([](TrainConfig& c) { c.batch_size = 48; })}) {
     EXPECT_EQ(e.find('\n'), std::string::npos);
   }
+}
+
+TEST(Config, FramesAloneLiftTheTimeBudgetAndNeitherGivesANewRunTheMainJobsThirtyMinutes) {
+  auto resolved = [](double saved, bool frames_given, bool minutes_given, bool resuming) {
+    TrainConfig c;
+    c.max_minutes = saved;  // a resumed run's own budget, or the value of --minutes
+    ResolveTimeBudget(&c, frames_given, minutes_given, resuming);
+    return c.max_minutes;
+  };
+  EXPECT_EQ(TrainConfig().max_minutes, 0.0);  // the library sets no time limit of its own
+  EXPECT_EQ(resolved(0, false, false, false), kDefaultMaxMinutes);
+  EXPECT_EQ(kDefaultMaxMinutes, 30.0);
+  EXPECT_EQ(resolved(30, true, false, false), 0.0);
+  EXPECT_EQ(resolved(12, true, true, false), 12.0);
+  EXPECT_EQ(resolved(12, false, true, false), 12.0);
+  EXPECT_EQ(resolved(12, false, false, true), 12.0);  // --resume alone keeps the run's budget
+  EXPECT_EQ(resolved(12, true, false, true), 0.0);    // --resume --frames N trains to N frames
 }
 
 TEST(Config, JsonRoundTripAndUnknownFields) {
@@ -327,6 +348,43 @@ void ExpectResumeMatchesUninterruptedRun(const std::function<TrainConfig(const s
 }
 
 TEST(Trainer, ResumeAfterKillMatchesUninterruptedRun) { ExpectResumeMatchesUninterruptedRun(Tiny, "resume"); }
+
+TEST(Trainer, TimeBudgetStopsAfterTheUpdateThatPassesItAndTheRunIsAPrefixOfALongerOne) {
+  const std::string a = TempDir("budget_a"), b = TempDir("budget_b");
+  {
+    Trainer t(Tiny(a), false);
+    t.Train();
+    EXPECT_EQ(t.updates(), 6);
+    EXPECT_FALSE(t.TimeBudgetSpent());  // no budget set
+  }
+  TrainConfig c = Tiny(b);
+  c.max_minutes = 1e-9;  // spent by the end of the first update
+  {
+    Trainer t(c, false);
+    t.Train();
+    EXPECT_EQ(t.updates(), 1);
+    EXPECT_TRUE(t.TimeBudgetSpent());
+  }
+  const auto full = WithoutTimes(ReadLines(a + "/log.csv"));
+  const auto cut = WithoutTimes(ReadLines(b + "/log.csv"));
+  ASSERT_EQ(cut.size(), 2u);
+  EXPECT_EQ(cut, std::vector<std::string>(full.begin(), full.begin() + 2));
+  EXPECT_TRUE(fs::exists(b + "/checkpoints/ckpt_00000001.pt")) << "the last update before the budget is saved";
+  {
+    Trainer t(c, /*resume=*/true);  // the budget counts earlier sessions: nothing left to do
+    EXPECT_TRUE(t.TimeBudgetSpent());
+    t.Train();
+    EXPECT_EQ(t.updates(), 1);
+  }
+  c.max_minutes = 0.0;
+  {
+    Trainer t(c, /*resume=*/true);
+    t.Train();
+    EXPECT_EQ(t.updates(), 6);
+  }
+  EXPECT_EQ(WithoutTimes(ReadLines(b + "/log.csv")), full);
+  EXPECT_EQ(ReadLines(b + "/eval.csv"), ReadLines(a + "/eval.csv"));
+}
 
 // Runs the CLI with `args`; returns its pid (the child's stdout and stderr go to `log`).
 pid_t StartCli(const std::vector<std::string>& args, const std::string& log) {
