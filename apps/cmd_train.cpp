@@ -223,7 +223,8 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Train a multitask agent with routed skills. With no flags: the eight-level Polytropon suite, "
-      "Poly skills, the small model, BabyAI PPO hyperparameters with lr 1e-3 (--preset small), all cores");
+      "Poly skills, the small model, BabyAI PPO hyperparameters with lr 1e-3 (--preset small), all cores, 20M "
+      "frames or 30 minutes, whichever comes first");
   TrainFlags* p = f.get();
   cmd->add_option("--preset", f->preset, "hyperparameter preset: small (BabyAI PPO, small model, lr 1e-3: the main job) | babyai (BabyAI PPO, lr 1e-4) | a2c")->capture_default_str();
   cmd->add_option("--levels", f->levels,
