@@ -11,8 +11,10 @@
 #include "apps/commands.h"
 
 #ifdef SKILLGRID_HAVE_TRAINING
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -85,6 +87,44 @@ std::string FormatMinutes(double minutes) {
   std::snprintf(text, sizeof(text), "%g minute%s", minutes, minutes == 1.0 ? "" : "s");
   return text;
 }
+
+// Raised by the first SIGINT or SIGTERM during `train`; the trainer checkpoints the update in
+// progress and returns. The handler resets itself, so a second signal ends the process at once.
+std::atomic<bool> g_stop_requested{false};
+std::atomic<int> g_stop_signal{0};
+
+extern "C" void OnStopSignal(int sig) {
+  g_stop_requested.store(true);
+  g_stop_signal.store(sig);
+  static const char kMessage[] = "\nskillgrid train: stopping after this update (signal again to quit at once)\n";
+  const ssize_t ignored = write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+  (void)ignored;
+}
+
+// Installs OnStopSignal for SIGINT and SIGTERM while alive, restoring the previous handlers after.
+class StopOnSignal {
+ public:
+  StopOnSignal() {
+    g_stop_requested.store(false);
+    struct sigaction action {};
+    action.sa_handler = OnStopSignal;
+    sigemptyset(&action.sa_mask);
+    // SA_RESETHAND: the next signal takes the default action (the process ends). SA_RESTART: file
+    // writes and waits under way carry on rather than fail with EINTR.
+    action.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~StopOnSignal() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
 
 std::string DefaultRunDir(const TrainConfig& c) {
   return "runs/" + c.model + "-" + c.router + "-seed" + std::to_string(c.seed);
@@ -160,6 +200,8 @@ int RunTrain(TrainFlags& f) {
   const bool tty = isatty(fileno(stderr)) != 0;
   auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
   int64_t plotted_update = -1;
+  StopOnSignal stop_on_signal;
+  trainer.SetStopFlag(&g_stop_requested);
   trainer.Train([&](const training::UpdateStats& s) {
     if (s.update % c.save_interval == 0) {
       WritePlots(c.run_dir, tty);
@@ -167,7 +209,8 @@ int RunTrain(TrainFlags& f) {
     }
     if (!c.progress) return;
     const auto now = std::chrono::steady_clock::now();
-    const bool final = s.frames >= c.total_updates() * c.frames_per_update() || trainer.TimeBudgetSpent();
+    const bool final =
+        s.frames >= c.total_updates() * c.frames_per_update() || trainer.TimeBudgetSpent() || trainer.stopped_by_flag();
     if (tty) {
       std::cerr << "\r\033[K" << training::ProgressLine(c, s) << std::flush;
     } else if (final || now - last_print > std::chrono::seconds(10)) {
@@ -188,7 +231,13 @@ int RunTrain(TrainFlags& f) {
   }
   std::cout << "frames: " << trainer.frames() << "\nupdates: " << trainer.updates() << "\nepisodes: " << s.episodes
             << "\nseconds: " << s.duration_s << "\nrun_dir: " << c.run_dir << "\n";
-  if (trainer.updates() < c.total_updates() && trainer.TimeBudgetSpent()) {
+  int exit_code = 0;
+  if (trainer.stopped_by_flag()) {
+    const int sig = g_stop_signal.load();
+    std::cout << "stopped: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << " after update " << trainer.updates()
+              << ", checkpointed; --resume continues\n";
+    exit_code = 128 + sig;  // the shell's convention for a run ended by that signal
+  } else if (trainer.updates() < c.total_updates() && trainer.TimeBudgetSpent()) {
     std::cout << "stopped: time budget of " << FormatMinutes(c.max_minutes) << " reached before "
               << c.total_updates() * c.frames_per_update() << " frames\n";
   }
@@ -202,7 +251,7 @@ int RunTrain(TrainFlags& f) {
   }
   std::cout << "mean_success: " << s.mean_success << "\n";
   if (c.distilling() && !std::isnan(s.distill_kl)) std::cout << "distill_kl: " << s.distill_kl << "\n";
-  return 0;
+  return exit_code;
 }
 
 int Guarded(const char* what, const std::function<int()>& body) {

@@ -143,6 +143,9 @@ struct Trainer::Impl {
   UpdateStats last;
   nlohmann::json skills_snapshots = nlohmann::json::array();
   Clock::time_point session_start = Clock::now();
+  // Train stops after the update in which this flag reads true (nullptr: never).
+  const std::atomic<bool>* stop_flag = nullptr;
+  bool stopped_by_flag = false;
 
   std::ofstream log, actions_log;
 
@@ -1045,16 +1048,22 @@ void Trainer::Train(const UpdateCallback& on_update) {
   const int64_t total = s.cfg.total_updates();
   // A resumed run whose earlier sessions used up the budget has nothing left to do.
   if (s.cfg.max_minutes > 0.0 && s.duration_before >= s.cfg.max_minutes * 60.0) return;
+  s.stopped_by_flag = false;
   while (s.update < total) {
     const UpdateStats stats = s.Step();
     if (s.cfg.eval_interval > 0 && s.update % s.cfg.eval_interval == 0) s.EvaluateNow();
-    // The budget is read once per update, after its evaluation, so the last update is saved.
-    const bool out_of_time = TimeBudgetSpent();
-    if (s.update % s.cfg.save_interval == 0 || s.update == total || out_of_time) s.SaveCheckpoint();
+    // The budget and the stop flag are read once per update, after its evaluation, so the last
+    // update is saved.
+    s.stopped_by_flag = s.stop_flag != nullptr && s.stop_flag->load();
+    const bool last = s.update == total || s.stopped_by_flag || TimeBudgetSpent();
+    if (s.update % s.cfg.save_interval == 0 || last) s.SaveCheckpoint();
     if (on_update) on_update(stats);
-    if (out_of_time) break;
+    if (last) break;
   }
 }
+
+void Trainer::SetStopFlag(const std::atomic<bool>* stop) { impl_->stop_flag = stop; }
+bool Trainer::stopped_by_flag() const { return impl_->stopped_by_flag; }
 
 double Trainer::ElapsedSeconds() const {
   return impl_->duration_before + std::chrono::duration<double>(Clock::now() - impl_->session_start).count();

@@ -3,6 +3,7 @@
 // and exact resumption.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -75,10 +76,16 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   /// Runs updates until config().frames or, with config().max_minutes, until an update ends past
-  /// that budget; checkpoints every save_interval updates and at the end, evaluates every
-  /// eval_interval updates. Throws TrainingError on a NaN loss (after which the directory holds
-  /// the last good checkpoint and logs up to it).
+  /// that budget, or until the stop flag (SetStopFlag) is raised; checkpoints every save_interval
+  /// updates and at the end, evaluates every eval_interval updates. Throws TrainingError on a NaN
+  /// loss (after which the directory holds the last good checkpoint and logs up to it).
   void Train(const UpdateCallback& on_update = {});
+  /// A flag Train reads after every update: once it is true, Train checkpoints that update and
+  /// returns (a signal handler may set it: a lock-free atomic store is async-signal-safe).
+  /// nullptr (the default) never stops.
+  void SetStopFlag(const std::atomic<bool>* stop);
+  /// Whether the last Train returned because the stop flag was raised.
+  bool stopped_by_flag() const;
   /// One update: rollout of frames_per_update frames, then the optimisation. Logged to log.csv.
   UpdateStats Step();
   /// Writes a checkpoint of the current state (and a skills.json snapshot).

@@ -414,18 +414,21 @@ int WaitCli(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+// The CLI arguments of a tiny two-level run of `updates` updates (64 frames each) in `dir`,
+// checkpointed every 5 updates.
+std::vector<std::string> TinyCliRun(const std::string& dir, int64_t updates) {
+  return {"train", "--levels", "GoToRedBallNoDists,GoToObjS4", "--model", "small", "--skills", "3", "--rank", "2",
+          "--num-envs", "8", "--frames-per-env", "8", "--recurrence", "4", "--batch-size", "32", "--epochs", "2",
+          "--frames", std::to_string(updates * 64), "--threads", "2", "--torch-threads", "1", "--save-interval", "5",
+          "--eval-interval", "0", "--no-progress", "--run-dir", dir};
+}
+
 TEST(Trainer, CliRunKilledWithSigkillResumesToTheSameLog) {
   // A real process, killed with SIGKILL mid-run, restarted with --resume: on CPU with the same
   // seed and thread counts its log.csv equals the uninterrupted run's, row for row.
   const std::string a = TempDir("sigkill_a"), b = TempDir("sigkill_b");
   const int64_t updates = 60;
-  auto args = [&](const std::string& dir) {
-    return std::vector<std::string>{"train", "--levels", "GoToRedBallNoDists,GoToObjS4", "--model", "small",
-                                    "--skills", "3", "--rank", "2", "--num-envs", "8", "--frames-per-env", "8",
-                                    "--recurrence", "4", "--batch-size", "32", "--epochs", "2", "--frames",
-                                    std::to_string(updates * 64), "--threads", "2", "--torch-threads", "1",
-                                    "--save-interval", "5", "--eval-interval", "0", "--no-progress", "--run-dir", dir};
-  };
+  auto args = [&](const std::string& dir) { return TinyCliRun(dir, updates); };
   ASSERT_EQ(WaitCli(StartCli(args(a), a + ".out")), 0) << LastLine(a + ".out");
   ASSERT_EQ(ReadLines(a + "/log.csv").size(), static_cast<size_t>(updates + 1));
 
@@ -444,6 +447,38 @@ TEST(Trainer, CliRunKilledWithSigkillResumesToTheSameLog) {
   std::vector<std::string> resume = args(b);
   resume.push_back("--resume");
   ASSERT_EQ(WaitCli(StartCli(resume, b + ".resume.out")), 0) << LastLine(b + ".resume.out");
+  EXPECT_EQ(WithoutTimes(ReadLines(a + "/log.csv")), WithoutTimes(ReadLines(b + "/log.csv")));
+}
+
+TEST(Trainer, CliRunStoppedWithSigintCheckpointsTheUpdateInProgressAndResumesToTheSameLog) {
+  // SIGINT (Ctrl-C) lets the update in progress finish, checkpoints it, even between two
+  // save intervals, and exits with 130; --resume then continues from exactly there.
+  const std::string a = TempDir("sigint_a"), b = TempDir("sigint_b");
+  const int64_t updates = 60;
+  ASSERT_EQ(WaitCli(StartCli(TinyCliRun(a, updates), a + ".out")), 0) << LastLine(a + ".out");
+
+  const pid_t victim = StartCli(TinyCliRun(b, updates), b + ".out");
+  size_t rows = 0;
+  for (int i = 0; i < 60000 && rows < 8; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    rows = ReadLines(b + "/log.csv").size();
+  }
+  ASSERT_EQ(kill(victim, SIGINT), 0);
+  ASSERT_EQ(WaitCli(victim), 130) << LastLine(b + ".out");
+  const size_t logged = ReadLines(b + "/log.csv").size() - 1;  // updates done
+  ASSERT_LT(logged, static_cast<size_t>(updates)) << "the run ended before the signal";
+  char name[32];
+  std::snprintf(name, sizeof(name), "ckpt_%08zu.pt", logged);
+  EXPECT_TRUE(fs::exists(fs::path(b) / "checkpoints" / name)) << "no checkpoint of the last update, " << logged;
+  bool said = false;
+  for (const auto& line : ReadLines(b + ".out")) said |= line.find("stopped: SIGINT after update") != std::string::npos;
+  EXPECT_TRUE(said) << LastLine(b + ".out");
+
+  std::vector<std::string> resume = TinyCliRun(b, updates);
+  resume.push_back("--resume");
+  ASSERT_EQ(WaitCli(StartCli(resume, b + ".resume.out")), 0) << LastLine(b + ".resume.out");
+  EXPECT_NE(ReadLines(b + ".resume.out").front().find("resumed at update " + std::to_string(logged)), std::string::npos)
+      << ReadLines(b + ".resume.out").front();
   EXPECT_EQ(WithoutTimes(ReadLines(a + "/log.csv")), WithoutTimes(ReadLines(b + "/log.csv")));
 }
 
