@@ -1,6 +1,7 @@
 // Vectorised sigmoid and tanh over float buffers for the recurrent cells and heads. ATen's
 // kernels (SLEEF, 1-ulp) cost ~40 cycles per 8 floats here, more than the small products
-// around them; these run on 16-float vectors with a Cody-Waite exp and a 7th-degree polynomial.
+// around them; these run on 16-float vectors (AVX-512; 8 on AVX2 and baseline x86-64) with a
+// Cody-Waite exp and a 7th-degree polynomial.
 #pragma once
 
 #include <cstdint>

@@ -13,13 +13,14 @@
 namespace skillgrid::agents {
 namespace {
 
-// Channels are processed as 64-byte vectors of T (GCC's vector extension, lowered to the widest
-// registers of the clone); each hot loop is built for AVX-512, AVX2 and baseline x86-64 and the
-// best is picked at load time (the project otherwise targets baseline x86-64).
+// Channels are processed as 32-byte vectors of T (GCC's vector extension); each hot loop is built
+// for AVX-512, AVX2 and baseline x86-64 and the best is picked at load time (the project
+// otherwise targets baseline x86-64). 32 bytes, not 64: the AVX2 clone lowered 64-byte vectors
+// through the stack (spills and lane inserts in every FMA chain), ~3x slower there.
 template <typename T>
 struct Vec {
-  typedef T type __attribute__((vector_size(64)));
-  static constexpr int64_t kLanes = 64 / static_cast<int64_t>(sizeof(T));
+  typedef T type __attribute__((vector_size(32)));
+  static constexpr int64_t kLanes = 32 / static_cast<int64_t>(sizeof(T));
 };
 template <typename T>
 inline typename Vec<T>::type LoadVec(const T* p) {
@@ -112,14 +113,38 @@ SKILLGRID_VECTOR_CLONES void ReluBackwardInPlace(T* d, const T* a, int64_t count
 }
 
 // out (rows, C) = relu(bias + p wt) for p (rows, K) and wt (K, C): for the first layer's few
-// input columns, where a BLAS call runs at a fraction of its speed; accumulates in registers.
+// input columns, where a BLAS call runs at a fraction of its speed; accumulates in registers,
+// four rows at a time: one row's sum is a chain of dependent FMAs, so their latency, not the
+// FMA units, bounded the row-at-a-time loop. Each output sums in the same order either way.
 template <typename T>
 SKILLGRID_VECTOR_CLONES void SkinnyMatmulBiasRelu(const T* p, int64_t rows, int64_t k, const T* wt, const T* bias,
                                                   int64_t c, T* out) {
   using V = typename Vec<T>::type;
   constexpr int64_t lanes = Vec<T>::kLanes;
   const int64_t full = c - c % lanes;
-  for (int64_t r = 0; r < rows; ++r) {
+  int64_t r = 0;
+  for (; r + 4 <= rows && full == c; r += 4) {
+    const T* p0 = p + r * k;
+    const T *p1 = p0 + k, *p2 = p1 + k, *p3 = p2 + k;
+    T* o = out + r * c;
+    for (int64_t c0 = 0; c0 < c; c0 += lanes) {
+      const V b = LoadVec(bias + c0);
+      V a0 = b, a1 = b, a2 = b, a3 = b;
+      for (int64_t q = 0; q < k; ++q) {
+        const V wv = LoadVec(wt + q * c + c0);
+        a0 += p0[q] * wv;
+        a1 += p1[q] * wv;
+        a2 += p2[q] * wv;
+        a3 += p3[q] * wv;
+      }
+      StoreVec(o + c0, a0);
+      StoreVec(o + c + c0, a1);
+      StoreVec(o + 2 * c + c0, a2);
+      StoreVec(o + 3 * c + c0, a3);
+    }
+    for (int64_t j = 0; j < 4 * c; ++j) o[j] = o[j] > T(0) ? o[j] : T(0);  // ReLU
+  }
+  for (; r < rows; ++r) {  // the last rows, and channel counts that are not whole vectors
     const T* pr = p + r * k;
     T* o = out + r * c;
     for (int64_t c0 = 0; c0 < full; c0 += lanes) {
