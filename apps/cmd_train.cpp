@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "skills/blas_runtime.h"
+#include "skills/winograd_conv.h"
 #include "training/bench.h"
 #include "training/checkpoint.h"
 #include "training/config.h"
@@ -126,6 +127,13 @@ class StopOnSignal {
   struct sigaction old_int_ {}, old_term_ {};
 };
 
+// One line on stderr when --precision bf16 would run emulated on this CPU (slower than fp32).
+void WarnIfBf16IsEmulated(const std::string& command, const std::string& precision, const std::string& device) {
+  if (precision != "bf16" || device != "cpu" || skills::CpuHasNativeBf16()) return;
+  std::cerr << "skillgrid " << command << ": warning: this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX), so "
+            << "--precision bf16 convolutions run emulated, several times slower than fp32\n";
+}
+
 std::string DefaultRunDir(const TrainConfig& c) {
   return "runs/" + c.model + "-" + c.router + "-seed" + std::to_string(c.seed);
 }
@@ -177,6 +185,7 @@ int RunTrain(TrainFlags& f) {
 
   training::Trainer trainer(config, f.resume);
   const TrainConfig& c = trainer.config();
+  WarnIfBf16IsEmulated("train", c.precision, c.device);
   std::cerr << "skillgrid train: " << c.algo << " on " << c.levels.size() << " level(s), model " << c.model
             << " (" << trainer.model()->NumParameters() << (c.train_only_routing ? " trainable" : "") << " parameters), router " << c.router << ", "
             << c.ResolvedThreads() << " env / " << c.ResolvedTorchThreads() << " torch thread(s) x "
@@ -392,6 +401,7 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
         o->levels.clear();
         for (const auto& l : SplitList(*levels)) o->levels.push_back(FullLevelId(l));
       }
+      WarnIfBf16IsEmulated("bench train", o->precision, o->device);
       const training::TrainBenchResult r = training::RunTrainBench(*o);
       std::printf(
           "model: %s\nprecision: %s\nrouter: %s\nparameters: %lld\nthreads: %d\ndevice: %s\nnum_envs: %d\nupdates: %d\nframes: %lld\n"

@@ -400,6 +400,15 @@ const uint16_t* Bits(const at::Tensor& t) { return reinterpret_cast<const uint16
 
 }  // namespace
 
+bool CpuHasNativeBf16() {
+#ifdef SKILLGRID_HAVE_WINOGRAD_CODE
+  static const bool avx512_bf16 = QueryAvx512Bf16();
+  return avx512_bf16 || AmxBf16Available();
+#else
+  return AmxBf16Available();
+#endif
+}
+
 bool WinogradConvPreferred() {
 #ifdef SKILLGRID_HAVE_WINOGRAD_CODE
   static std::once_flag once;

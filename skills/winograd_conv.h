@@ -14,6 +14,10 @@ namespace skillgrid::skills {
 /// SKILLGRID_NO_WINOGRAD=1 in the environment turns them off (oneDNN's direct kernels then run).
 bool WinogradConvPreferred();
 
+/// Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16, or AMX unless SKILLGRID_NO_AMX
+/// is set). Without it oneDNN emulates bf16 convolutions, several times slower than fp32.
+bool CpuHasNativeBf16();
+
 /// Whether WinogradConv3x3 handles input x for a kernel with `out_channels` outputs: Winograd
 /// preferred; x 4-D bfloat16 on CPU with at least one row; C_in a multiple of 16, out_channels of 32.
 bool WinogradConv3x3Supports(const at::Tensor& x, int64_t out_channels);

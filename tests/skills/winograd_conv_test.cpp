@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
 #include <torch/torch.h>
 
 namespace skillgrid::skills {
@@ -25,6 +29,25 @@ struct Shape {
 // Maps covering full tiles, edge tiles cut in one or both directions, a single cell, and more
 // inputs than outputs and the reverse.
 const Shape kShapes[] = {{3, 32, 64, 7, 7}, {2, 64, 32, 5, 6}, {1, 32, 32, 1, 1}, {5, 128, 96, 8, 3}};
+
+// The CPU flags Linux reports (empty when /proc/cpuinfo is missing).
+std::string CpuFlags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) == 0) return line + " ";
+  }
+  return "";
+}
+
+TEST(CpuHasNativeBf16, AgreesWithTheFlagsLinuxReports) {
+  const std::string flags = CpuFlags();
+  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo flags";
+  const bool avx512_bf16 = flags.find(" avx512_bf16 ") != std::string::npos &&
+                           flags.find(" avx512bw ") != std::string::npos && flags.find(" avx512vl ") != std::string::npos;
+  const bool amx = flags.find(" amx_bf16 ") != std::string::npos && std::getenv("SKILLGRID_NO_AMX") == nullptr;
+  EXPECT_EQ(CpuHasNativeBf16(), avx512_bf16 || amx) << flags;
+}
 
 TEST(WinogradConv3x3, ForwardEqualsTheFp32ConvolutionOfTheBf16Operands) {
   if (!WinogradConvPreferred()) GTEST_SKIP() << "this CPU has no AVX512-BF16, or has AMX";
