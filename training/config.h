@@ -31,8 +31,8 @@ struct TrainConfig {
   /// Total environment frames (steps summed over envs) to train for; rounded up to whole updates.
   /// The default (20M) is sized for about 30 minutes of the default job on 2 AVX-512 cores (small
   /// model, Poly, two update workers: ~16,000 frames/s with evaluations and checkpoints in the
-  /// VMs' fast hours, so ~21 min; a slow hour took 29 min). On slower CPUs (~5,000 frames/s on an
-  /// AVX2-only EPYC) the main job's 30-minute budget (max_minutes) ends it first.
+  /// VMs' fast hours, so ~21 min; a slow hour took 29 min). On slower CPUs (~7,000 frames/s on an
+  /// AVX2-only EPYC: 12.6M frames in 30 min) the main job's 30-minute budget (max_minutes) ends it.
   int64_t frames = 20'000'000;
   /// Wall-clock budget in minutes (0 = none, the default): training stops after the first update
   /// that ends past it, counting earlier sessions of a resumed run. Nothing in an update depends
