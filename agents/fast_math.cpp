@@ -112,35 +112,39 @@ void SigmoidBaseline(const float* x, float* y, int64_t n) { ApplyVec<Narrow, Sig
 void TanhBaseline(const float* x, float* y, int64_t n) { ApplyVec<Narrow, TanhVec<Narrow>>(x, y, n); }
 
 // Each loop built for AVX-512 (x86-64-v4), AVX2 (v3) and baseline x86-64, picked once by the
-// CPU it runs on (GCC on x86-64; elsewhere the baseline build only).
+// CPU it runs on (GCC on x86-64; elsewhere all three are the baseline build).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SKILLGRID_ISA_LEVELS 1
-__attribute__((target("arch=x86-64-v4"))) void SigmoidAvx512(const float* x, float* y, int64_t n) {
-  ApplyVec<Wide, SigmoidVec<Wide>>(x, y, n);
-}
-__attribute__((target("arch=x86-64-v4"))) void TanhAvx512(const float* x, float* y, int64_t n) {
-  ApplyVec<Wide, TanhVec<Wide>>(x, y, n);
-}
-__attribute__((target("arch=x86-64-v3"))) void SigmoidAvx2(const float* x, float* y, int64_t n) {
-  ApplyVec<Narrow, SigmoidVec<Narrow>>(x, y, n);
-}
-__attribute__((target("arch=x86-64-v3"))) void TanhAvx2(const float* x, float* y, int64_t n) {
-  ApplyVec<Narrow, TanhVec<Narrow>>(x, y, n);
-}
+#define SKILLGRID_TARGET_AVX512 __attribute__((target("arch=x86-64-v4")))
+#define SKILLGRID_TARGET_AVX2 __attribute__((target("arch=x86-64-v3")))
+#define SKILLGRID_MATH_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SKILLGRID_TARGET_AVX512
+#define SKILLGRID_TARGET_AVX2
+#define SKILLGRID_MATH_CLONES
 #endif
 
-#ifdef SKILLGRID_ISA_LEVELS
+SKILLGRID_TARGET_AVX512 void SigmoidAvx512(const float* x, float* y, int64_t n) {
+  ApplyVec<Wide, SigmoidVec<Wide>>(x, y, n);
+}
+SKILLGRID_TARGET_AVX512 void TanhAvx512(const float* x, float* y, int64_t n) { ApplyVec<Wide, TanhVec<Wide>>(x, y, n); }
+SKILLGRID_TARGET_AVX2 void SigmoidAvx2(const float* x, float* y, int64_t n) {
+  ApplyVec<Narrow, SigmoidVec<Narrow>>(x, y, n);
+}
+SKILLGRID_TARGET_AVX2 void TanhAvx2(const float* x, float* y, int64_t n) { ApplyVec<Narrow, TanhVec<Narrow>>(x, y, n); }
+
 // The widest of the three builds this CPU runs.
 FloatLoop PickLoop(FloatLoop avx512, FloatLoop avx2, FloatLoop baseline) {
+#ifdef SKILLGRID_ISA_LEVELS
   __builtin_cpu_init();
   if (__builtin_cpu_supports("x86-64-v4")) return avx512;
   if (__builtin_cpu_supports("x86-64-v3")) return avx2;
+#else
+  (void)avx512;
+  (void)avx2;
+#endif
   return baseline;
 }
-#define SKILLGRID_MATH_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SKILLGRID_MATH_CLONES
-#endif
 
 SKILLGRID_MATH_CLONES void TanhBackwardLoop(const float* y, const float* g, float* dx, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * (1.0f - y[i] * y[i]);
@@ -149,22 +153,14 @@ SKILLGRID_MATH_CLONES void TanhBackwardLoop(const float* y, const float* g, floa
 }  // namespace
 
 void FastSigmoid(const float* x, float* y, int64_t n) {
-#ifdef SKILLGRID_ISA_LEVELS
   static const FloatLoop loop = PickLoop(SigmoidAvx512, SigmoidAvx2, SigmoidBaseline);
-#else
-  static const FloatLoop loop = SigmoidBaseline;
-#endif
   loop(x, y, n);
 }
 
 void TanhBackward(const float* y, const float* g, float* dx, int64_t n) { TanhBackwardLoop(y, g, dx, n); }
 
 void FastTanh(const float* x, float* y, int64_t n) {
-#ifdef SKILLGRID_ISA_LEVELS
   static const FloatLoop loop = PickLoop(TanhAvx512, TanhAvx2, TanhBaseline);
-#else
-  static const FloatLoop loop = TanhBaseline;
-#endif
   loop(x, y, n);
 }
 

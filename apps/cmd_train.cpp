@@ -218,8 +218,7 @@ int RunTrain(TrainFlags& f) {
     }
     if (!c.progress) return;
     const auto now = std::chrono::steady_clock::now();
-    const bool final =
-        s.frames >= c.total_updates() * c.frames_per_update() || trainer.TimeBudgetSpent() || trainer.stopped_by_flag();
+    const bool final = trainer.stop_reason() != training::StopReason::kNone;
     if (tty) {
       std::cerr << "\r\033[K" << training::ProgressLine(c, s) << std::flush;
     } else if (final || now - last_print > std::chrono::seconds(10)) {
@@ -231,7 +230,7 @@ int RunTrain(TrainFlags& f) {
   if (plotted_update != trainer.updates()) WritePlots(c.run_dir, false);
   const training::UpdateStats& s = trainer.last_stats();
   if (s.update == 0) {  // nothing ran in this session (a finished run resumed): no stats to report
-    if (trainer.updates() < c.total_updates() && trainer.TimeBudgetSpent()) {
+    if (trainer.stop_reason() == training::StopReason::kTimeBudget) {
       std::cerr << "skillgrid train: the run has used its time budget of " << FormatMinutes(c.max_minutes)
                 << "; nothing to train (resume with --minutes M for more time, or --frames N without a time limit)\n";
     }
@@ -241,12 +240,12 @@ int RunTrain(TrainFlags& f) {
   std::cout << "frames: " << trainer.frames() << "\nupdates: " << trainer.updates() << "\nepisodes: " << s.episodes
             << "\nseconds: " << s.duration_s << "\nrun_dir: " << c.run_dir << "\n";
   int exit_code = 0;
-  if (trainer.stopped_by_flag()) {
+  if (trainer.stop_reason() == training::StopReason::kStopFlag) {
     const int sig = g_stop_signal.load();
     std::cout << "stopped: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << " after update " << trainer.updates()
               << ", checkpointed; --resume continues\n";
     exit_code = 128 + sig;  // the shell's convention for a run ended by that signal
-  } else if (trainer.updates() < c.total_updates() && trainer.TimeBudgetSpent()) {
+  } else if (trainer.stop_reason() == training::StopReason::kTimeBudget) {
     std::cout << "stopped: time budget of " << FormatMinutes(c.max_minutes) << " reached before "
               << c.total_updates() * c.frames_per_update() << " frames\n";
   }

@@ -145,7 +145,7 @@ struct Trainer::Impl {
   Clock::time_point session_start = Clock::now();
   // Train stops after the update in which this flag reads true (nullptr: never).
   const std::atomic<bool>* stop_flag = nullptr;
-  bool stopped_by_flag = false;
+  StopReason stop_reason = StopReason::kNone;
 
   std::ofstream log, actions_log;
 
@@ -1046,24 +1046,31 @@ Trainer::~Trainer() = default;
 void Trainer::Train(const UpdateCallback& on_update) {
   Impl& s = *impl_;
   const int64_t total = s.cfg.total_updates();
-  // A resumed run whose earlier sessions used up the budget has nothing left to do.
-  if (s.cfg.max_minutes > 0.0 && s.duration_before >= s.cfg.max_minutes * 60.0) return;
-  s.stopped_by_flag = false;
-  while (s.update < total) {
+  s.stop_reason = StopReason::kNone;
+  if (s.update >= total) {
+    s.stop_reason = StopReason::kFrames;
+  } else if (s.cfg.max_minutes > 0.0 && s.duration_before >= s.cfg.max_minutes * 60.0) {
+    s.stop_reason = StopReason::kTimeBudget;  // a resumed run whose earlier sessions used it up
+  }
+  while (s.stop_reason == StopReason::kNone) {
     const UpdateStats stats = s.Step();
     if (s.cfg.eval_interval > 0 && s.update % s.cfg.eval_interval == 0) s.EvaluateNow();
-    // The budget and the stop flag are read once per update, after its evaluation, so the last
+    // The stop flag and the budget are read once per update, after its evaluation, so the last
     // update is saved.
-    s.stopped_by_flag = s.stop_flag != nullptr && s.stop_flag->load();
-    const bool last = s.update == total || s.stopped_by_flag || TimeBudgetSpent();
-    if (s.update % s.cfg.save_interval == 0 || last) s.SaveCheckpoint();
+    if (s.stop_flag != nullptr && s.stop_flag->load()) {
+      s.stop_reason = StopReason::kStopFlag;
+    } else if (s.update >= total) {
+      s.stop_reason = StopReason::kFrames;
+    } else if (TimeBudgetSpent()) {
+      s.stop_reason = StopReason::kTimeBudget;
+    }
+    if (s.update % s.cfg.save_interval == 0 || s.stop_reason != StopReason::kNone) s.SaveCheckpoint();
     if (on_update) on_update(stats);
-    if (last) break;
   }
 }
 
 void Trainer::SetStopFlag(const std::atomic<bool>* stop) { impl_->stop_flag = stop; }
-bool Trainer::stopped_by_flag() const { return impl_->stopped_by_flag; }
+StopReason Trainer::stop_reason() const { return impl_->stop_reason; }
 
 double Trainer::ElapsedSeconds() const {
   return impl_->duration_before + std::chrono::duration<double>(Clock::now() - impl_->session_start).count();

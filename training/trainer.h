@@ -64,6 +64,9 @@ struct UpdateStats {
 /// Called after every update (progress display, tests).
 using UpdateCallback = std::function<void(const UpdateStats&)>;
 
+/// Why Trainer::Train returned (kNone before it has, and while it runs updates that go on).
+enum class StopReason { kNone, kFrames, kTimeBudget, kStopFlag };
+
 /// Trains one run. Construction validates the config, prepares the run directory and either
 /// starts fresh (the directory must not hold checkpoints) or resumes from its last checkpoint.
 class Trainer {
@@ -84,8 +87,8 @@ class Trainer {
   /// returns (a signal handler may set it: a lock-free atomic store is async-signal-safe).
   /// nullptr (the default) never stops.
   void SetStopFlag(const std::atomic<bool>* stop);
-  /// Whether the last Train returned because the stop flag was raised.
-  bool stopped_by_flag() const;
+  /// Why the last Train returned, set before its last on_update call (kNone before then).
+  StopReason stop_reason() const;
   /// One update: rollout of frames_per_update frames, then the optimisation. Logged to log.csv.
   UpdateStats Step();
   /// Writes a checkpoint of the current state (and a skills.json snapshot).
