@@ -14,6 +14,7 @@
 #include "skills/layer_routing.h"
 #include "skills/skill_linear.h"
 #include "skills/winograd_conv.h"
+#include "skills/winograd_conv_fp32.h"
 
 namespace skillgrid::skills {
 namespace {
@@ -58,9 +59,14 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       const at::Tensor xi = x.narrow(0, offset, n);
       const at::Tensor bias = biases.defined() ? biases[i] : at::Tensor();
       // Winograd transforms the fp32 kernel and rounds the result once.
-      const at::Tensor out = bf16 && same_3x3 && WinogradConv3x3Supports(xi, kernels.size(1))
-                                 ? WinogradConv3x3(xi, kernels_in[i], bias, /*flip_transpose=*/false)
-                                 : at::conv2d(xi, kernels[i], bias, {stride, stride}, {padding, padding});
+      at::Tensor out;
+      if (bf16 && same_3x3 && WinogradConv3x3Supports(xi, kernels.size(1))) {
+        out = WinogradConv3x3(xi, kernels_in[i], bias, /*flip_transpose=*/false);
+      } else if (!bf16 && same_3x3 && WinogradConv3x3Fp32Preferred(xi)) {
+        out = WinogradConv3x3Fp32(xi, kernels[i], bias, /*flip_transpose=*/false);
+      } else {
+        out = at::conv2d(xi, kernels[i], bias, {stride, stride}, {padding, padding});
+      }
       if (!y.defined()) {
         if (rows_per_task.size() == 1) {
           return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16, out);
@@ -110,6 +116,8 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
     // calls the forward (CPU only: not measured against cuDNN).
     const bool same_3x3 = kernels.size(3) == 3 && kernels.size(4) == 3 && stride == 1 && padding == 1;
     const bool flipped = bf16 && same_3x3 && x.device().is_cpu();
+    // fp32 blocks whose forward ran as Winograd: both gradients too (winograd_conv_fp32.h).
+    const bool winograd_fp32 = !bf16 && same_3x3 && WinogradConv3x3Fp32Supports(grad_y);
     at::Tensor flipped_kernels;  // built on first use: not when every block's input gradient is Winograd
     int64_t offset = 0;
     for (size_t u = 0; u < rows.size(); ++u) {
@@ -123,6 +131,12 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       const bool winograd_w = flipped && WinogradConv3x3Supports(xi, gy.size(1));
       const bool own_w = amx || winograd_w;
       at::Tensor gx, gw, gb;
+      if (winograd_fp32 && WinogradConv3x3Fp32Preferred(xi)) {  // as the forward chose
+        grad_x.narrow(0, offset, n).copy_(WinogradConv3x3Fp32(gy, kernels[i], at::Tensor(), /*flip_transpose=*/true));
+        WinogradConv3x3Fp32WeightGrad(xi, gy, grad_k[i], has_bias ? grad_b[i] : at::Tensor());
+        offset += n;
+        continue;
+      }
       if (!flipped || !own_w) {
         std::tie(gx, gw, gb) = at::convolution_backward(
             bf16 ? gy : gy.contiguous(), xi, kernels[i],
@@ -244,10 +258,15 @@ ConvPrecision ParseConvPrecision(const std::string& name) {
 
 at::Tensor Conv2dInPrecision(const at::Tensor& x, const at::Tensor& kernel, const at::Tensor& bias, int64_t stride,
                              int64_t padding, ConvPrecision precision) {
-  if (precision == ConvPrecision::kFloat32) return at::conv2d(x, kernel, bias, {stride, stride}, {padding, padding});
+  const bool fp32 = precision == ConvPrecision::kFloat32;
+  // fp32 goes to ATen unless it is a 3x3 "same" convolution the fp32 Winograd kernels take.
+  if (fp32 && !(kernel.dim() == 4 && kernel.size(2) == 3 && kernel.size(3) == 3 && stride == 1 && padding == 1 &&
+                WinogradConv3x3Fp32Preferred(x))) {
+    return at::conv2d(x, kernel, bias, {stride, stride}, {padding, padding});
+  }
   TORCH_CHECK(kernel.dim() == 4, "Conv2dInPrecision: kernel must be (C_out, C_in, k, k), got ", kernel.sizes());
   return TaskBlockConv2d::apply(x, kernel.unsqueeze(0), BiasOrEmpty(bias.defined() ? bias.unsqueeze(0) : bias, kernel),
-                                std::vector<int64_t>{x.size(0)}, stride, padding, true);
+                                std::vector<int64_t>{x.size(0)}, stride, padding, /*bf16=*/!fp32);
 }
 
 SkillConv2dOptions::SkillConv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)

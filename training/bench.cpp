@@ -17,6 +17,8 @@
 #include "skills/amx_conv.h"
 #include "skills/skill_conv_embedding.h"
 #include "skills/winograd_conv.h"
+#include "skills/blas_runtime.h"
+#include "skills/winograd_conv_fp32.h"
 #include "training/trainer.h"
 
 namespace skillgrid::training {
@@ -236,6 +238,7 @@ ConvBenchResult RunConvBench(const ConvBenchOptions& o) {
     ~ThreadCountGuard() { at::set_num_threads(previous); }
   } thread_count_guard;
   at::set_num_threads(r.threads);
+  skills::SetBlasThreads(1);  // as the trainer runs it: OpenBLAS beside torch's pool, not inside it
   at::manual_seed(o.seed);
   const int64_t n = o.rows, c = o.channels, hw = o.size;
   // The trunk's activations are channels-last bf16 (fp32 in fp32 runs), the kernel fp32.
@@ -252,8 +255,10 @@ ConvBenchResult RunConvBench(const ConvBenchOptions& o) {
     r.relative_error = ((y.detach().to(at::kFloat) - ref).norm() / ref.norm()).item<double>();
   }
   const at::Tensor xd = x.detach();
-  r.forward_kernel = !bf16 ? "onednn" : skills::WinogradConv3x3Supports(xd, c) ? "winograd" : "onednn";
-  r.weight_grad_kernel = !bf16                                          ? "onednn"
+  const bool winograd_fp32 = !bf16 && skills::WinogradConv3x3Fp32Preferred(xd);
+  r.forward_kernel = !bf16 ? (winograd_fp32 ? "winograd" : "onednn")
+                           : skills::WinogradConv3x3Supports(xd, c) ? "winograd" : "onednn";
+  r.weight_grad_kernel = !bf16                                          ? (winograd_fp32 ? "winograd" : "onednn")
                          : skills::Conv3x3WeightGradAmxSupports(xd, dy) ? "amx"
                          : skills::WinogradConv3x3Supports(xd, c)       ? "winograd"
                                                                         : "onednn";

@@ -23,6 +23,23 @@ inline void ExpectThrowWith(const std::function<void()>& fn, const std::vector<s
   ADD_FAILURE() << "expected an exception";
 }
 
+/// Expects `run` to return bitwise-equal tensors with 1, 2 and 3 torch threads (the caller's
+/// count is restored afterwards).
+inline void ExpectSameBitsForAnyThreadCount(const std::function<std::vector<at::Tensor>()>& run) {
+  const int threads = at::get_num_threads();
+  std::vector<std::vector<at::Tensor>> results;
+  for (const int t : {1, 2, 3}) {
+    at::set_num_threads(t);
+    results.push_back(run());
+  }
+  at::set_num_threads(threads);
+  for (size_t k = 1; k < results.size(); ++k) {
+    for (size_t i = 0; i < results[0].size(); ++i) {
+      EXPECT_TRUE(torch::equal(results[0][i], results[k][i])) << "output " << i << " with " << k + 1 << " threads";
+    }
+  }
+}
+
 /// Copies every parameter and buffer of `source` into the same-named tensor of `target`.
 inline void CopyState(torch::nn::Module& target, const torch::nn::Module& source) {
   torch::NoGradGuard no_grad;

@@ -10,6 +10,8 @@
 
 #include <torch/torch.h>
 
+#include "test_util.h"
+
 namespace skillgrid::skills {
 namespace {
 
@@ -116,19 +118,11 @@ TEST(WinogradConv3x3, ResultsDoNotDependOnTheThreadCount) {
   const at::Tensor x = torch::randn({40, 64, 7, 7}).to(at::kBFloat16);
   const at::Tensor dy = torch::randn({40, 32, 7, 7}).to(at::kBFloat16);
   const at::Tensor w = torch::randn({32, 64, 3, 3}) * 0.1;
-  const int threads = at::get_num_threads();
-  auto run = [&](int t) {
-    at::set_num_threads(t);
+  testing::ExpectSameBitsForAnyThreadCount([&] {
     at::Tensor gw = torch::empty({32, 64, 3, 3}), gb = torch::empty({32});
     WinogradConv3x3WeightGrad(x, dy, gw, gb);
     return std::vector<at::Tensor>{WinogradConv3x3(x, w, at::Tensor(), false), WinogradConv3x3(dy, w, {}, true), gw, gb};
-  };
-  const auto one = run(1), two = run(2), three = run(3);
-  at::set_num_threads(threads);
-  for (size_t i = 0; i < one.size(); ++i) {
-    EXPECT_TRUE(torch::equal(one[i], two[i])) << "output " << i;
-    EXPECT_TRUE(torch::equal(one[i], three[i])) << "output " << i;
-  }
+  });
 }
 
 TEST(WinogradConv3x3, RefusesWhatItDoesNotSupport) {

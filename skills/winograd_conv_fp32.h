@@ -1,0 +1,43 @@
+// Winograd F(2x2, 3x3) for fp32 3x3 "same" convolutions, on CPUs without bf16 hardware.
+// bow_endpool_res's update is six 128->128 3x3 convolutions on 7x7 maps; in the Winograd
+// domain each is 16 independent products (one per position of a 4x4 tile), 0.58 of a direct
+// convolution's multiplies on 7x7 maps (whose 2x2 output tiles cover 8x8), and each product is
+// a plain BLAS sgemm of C_out x C_in by C_in x tiles, which OpenBLAS runs near its peak, where
+// oneDNN's direct fp32 kernels on an AVX2 CPU reached about half of it. The transforms are
+// portable C++ over channels-last rows, vectorised over channels.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace skillgrid::skills {
+
+/// Whether routed 3x3 convolutions in fp32 run through these kernels: on x86-64 CPUs without
+/// AVX-512 (where they were measured faster than oneDNN's direct kernels) with a BLAS loaded.
+/// SKILLGRID_WINOGRAD_FP32=1 turns them on anywhere (to measure), =0 or SKILLGRID_NO_WINOGRAD=1
+/// off.
+bool WinogradFp32Preferred();
+
+/// Whether a routed fp32 3x3 "same" convolution of x should run here: WinogradFp32Preferred(),
+/// x supported, and at least 256 tiles (16 rows of 7x7 maps): below that the kernel transform
+/// and per-call costs made it slower than oneDNN (measured on the AVX2 EPYC).
+bool WinogradConv3x3Fp32Preferred(const at::Tensor& x);
+
+/// Whether WinogradConv3x3Fp32 handles input x: 4-D fp32 on CPU with at least one row and
+/// non-empty maps and channels.
+bool WinogradConv3x3Fp32Supports(const at::Tensor& x);
+
+/// y = conv(x, w) + b for a 3x3, stride-1, padding-1 convolution. x (N, C_in, H, W) fp32 (any
+/// strides); weight (C_out, C_in, 3, 3); bias (C_out) or undefined. With `flip_transpose` the
+/// kernel used is weight transposed in channels and flipped in space, so y is the input gradient
+/// of the convolution by `weight` for output gradient x. Returns (N, C_out, H, W) channels-last.
+/// Results do not depend on the thread count.
+at::Tensor WinogradConv3x3Fp32(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                               bool flip_transpose);
+
+/// Weight and bias gradients of y = conv(x, w) + b (3x3, stride 1, padding 1) from x (N, C_in,
+/// H, W) and dy (N, C_out, H, W), fp32: writes grad_weight (C_out, C_in, 3, 3) and grad_bias
+/// (C_out) if defined. Sums run in a fixed order: the bits do not depend on the thread count.
+void WinogradConv3x3Fp32WeightGrad(const at::Tensor& x, const at::Tensor& dy, at::Tensor grad_weight,
+                                   at::Tensor grad_bias);
+
+}  // namespace skillgrid::skills

@@ -1,0 +1,98 @@
+// Tests of skills/winograd_conv_fp32: the fp32 Winograd F(2x2, 3x3) kernels against ATen's
+// convolution and its autograd gradients. They run on every CPU (the kernels are portable C++
+// and BLAS); WinogradFp32Preferred only decides whether routed convolutions use them.
+#include "skills/winograd_conv_fp32.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "test_util.h"
+
+namespace skillgrid::skills {
+namespace {
+
+// Largest |a - b| as a fraction of the largest |b|. fp32 Winograd sums 16 products in another
+// order and scales by halves, so it differs from the direct convolution by a few fp32 roundings
+// (~1e-6 of the scale); a wrong transform coefficient or tile offset gives errors of the order of
+// the values themselves.
+double RelativeError(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+constexpr double kTolerance = 1e-4;
+
+struct Shape {
+  int64_t n, in, out, h, w;
+};
+
+// Full tiles, edge tiles cut in one or both directions, a single cell, few channels, more inputs
+// than outputs and the reverse, and 40 rows of 7x7 maps (640 tiles: several chunks and
+// gradient groups).
+const Shape kShapes[] = {{3, 32, 64, 7, 7}, {2, 5, 3, 5, 6}, {1, 8, 8, 1, 1}, {5, 128, 96, 8, 3}, {40, 16, 24, 7, 7}};
+
+TEST(WinogradConv3x3Fp32, ForwardEqualsTheDirectConvolution) {
+  torch::manual_seed(21);
+  for (const Shape& s : kShapes) {
+    const at::Tensor x = torch::randn({s.n, s.in, s.h, s.w});
+    const at::Tensor w = torch::randn({s.out, s.in, 3, 3}) * 0.1;
+    const at::Tensor b = torch::randn({s.out});
+    ASSERT_TRUE(WinogradConv3x3Fp32Supports(x));
+    const at::Tensor y = WinogradConv3x3Fp32(x, w, b, /*flip_transpose=*/false);
+    const at::Tensor ref = torch::conv2d(x, w, b, 1, 1);
+    ASSERT_EQ(y.sizes(), ref.sizes());
+    EXPECT_LT(RelativeError(y, ref), kTolerance) << s.n << "x" << s.in << "x" << s.h << "x" << s.w << " -> " << s.out;
+    // A channels-last (non-contiguous) input gives the same result.
+    EXPECT_TRUE(torch::equal(WinogradConv3x3Fp32(x.contiguous(at::MemoryFormat::ChannelsLast), w, b, false), y));
+  }
+}
+
+TEST(WinogradConv3x3Fp32, FlippedKernelGivesTheInputGradientAndWeightGradMatchesAutograd) {
+  torch::manual_seed(22);
+  for (const Shape& s : kShapes) {
+    const at::Tensor x = torch::randn({s.n, s.in, s.h, s.w}).requires_grad_(true);
+    const at::Tensor w = (torch::randn({s.out, s.in, 3, 3}) * 0.1).requires_grad_(true);
+    const at::Tensor b = torch::randn({s.out}).requires_grad_(true);
+    const at::Tensor dy = torch::randn({s.n, s.out, s.h, s.w});
+    torch::conv2d(x, w, b, 1, 1).backward(dy);
+    const at::Tensor dx = WinogradConv3x3Fp32(dy, w.detach(), at::Tensor(), /*flip_transpose=*/true);
+    EXPECT_LT(RelativeError(dx, x.grad()), kTolerance) << "input gradient, " << s.n << " rows of " << s.h << "x" << s.w;
+    at::Tensor gw = torch::empty({s.out, s.in, 3, 3}), gb = torch::empty({s.out});
+    WinogradConv3x3Fp32WeightGrad(x.detach(), dy, gw, gb);
+    EXPECT_LT(RelativeError(gw, w.grad()), kTolerance) << "weight gradient, " << s.n << " rows of " << s.h << "x" << s.w;
+    EXPECT_LT(RelativeError(gb, b.grad()), kTolerance) << "bias gradient";
+  }
+}
+
+TEST(WinogradConv3x3Fp32, ResultsDoNotDependOnTheThreadCount) {
+  torch::manual_seed(23);
+  // 48 rows of 7x7: 768 tiles, twelve chunks of 64, so both the forward and the gradient split.
+  const at::Tensor x = torch::randn({48, 32, 7, 7});
+  const at::Tensor dy = torch::randn({48, 16, 7, 7});
+  const at::Tensor w = torch::randn({16, 32, 3, 3}) * 0.1;
+  testing::ExpectSameBitsForAnyThreadCount([&] {
+    at::Tensor gw = torch::empty({16, 32, 3, 3}), gb = torch::empty({16});
+    WinogradConv3x3Fp32WeightGrad(x, dy, gw, gb);
+    return std::vector<at::Tensor>{WinogradConv3x3Fp32(x, w, at::Tensor(), false),
+                                   WinogradConv3x3Fp32(dy, w, {}, true), gw, gb};
+  });
+}
+
+TEST(WinogradConv3x3Fp32, RefusesWhatItDoesNotSupport) {
+  const at::Tensor x = torch::randn({2, 8, 7, 7});
+  EXPECT_FALSE(WinogradConv3x3Fp32Supports(x.to(at::kDouble)));
+  EXPECT_FALSE(WinogradConv3x3Fp32Supports(x.to(at::kBFloat16)));
+  EXPECT_FALSE(WinogradConv3x3Fp32Supports(x.narrow(0, 0, 0)));
+  EXPECT_FALSE(WinogradConv3x3Fp32Supports(x.flatten(2)));
+  EXPECT_THROW(WinogradConv3x3Fp32(x.to(at::kDouble), torch::randn({8, 8, 3, 3}), {}, false), c10::Error);
+  EXPECT_THROW(WinogradConv3x3Fp32(x, torch::randn({8, 4, 3, 3}), {}, false), c10::Error);  // C_in mismatch
+  EXPECT_THROW(WinogradConv3x3Fp32(x, torch::randn({8, 8, 5, 5}), {}, false), c10::Error);  // not 3x3
+  EXPECT_THROW(WinogradConv3x3Fp32(x, torch::randn({6, 8, 3, 3}), torch::randn({5}), false), c10::Error);
+  at::Tensor gw = torch::empty({6, 8, 3, 3});
+  EXPECT_THROW(WinogradConv3x3Fp32WeightGrad(x, torch::randn({2, 5, 7, 7}), gw, {}), c10::Error);  // C_out mismatch
+}
+
+}  // namespace
+}  // namespace skillgrid::skills
