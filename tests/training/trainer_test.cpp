@@ -689,10 +689,12 @@ std::string MakeBiasedTeacher(const std::string& name, const std::string& level,
 }
 
 // Tiny() distilling from one biased teacher per level: forward on GoToRedBallNoDists, left on
-// GoToObjS4 (teacher directories made once per test binary run).
+// GoToObjS4 (teacher directories made once per test process, named by its pid: ctest runs each
+// test as its own process, two at a time, and a shared name let one remove the other's teacher).
 TrainConfig TinyDistilled(const std::string& dir) {
-  static const std::string forward = MakeBiasedTeacher("teacher_forward", "BabyAI-GoToRedBallNoDists-v0", 2);
-  static const std::string left = MakeBiasedTeacher("teacher_left", "BabyAI-GoToObjS4-v0", 0);
+  static const std::string pid = std::to_string(::getpid());
+  static const std::string forward = MakeBiasedTeacher("teacher_forward_" + pid, "BabyAI-GoToRedBallNoDists-v0", 2);
+  static const std::string left = MakeBiasedTeacher("teacher_left_" + pid, "BabyAI-GoToObjS4-v0", 0);
   TrainConfig c = Tiny(dir);
   c.teachers = {forward, left};
   return c;
