@@ -33,6 +33,16 @@ at::Tensor BiasOrEmpty(const at::Tensor& bias, const at::Tensor& like) {
   return bias.defined() ? bias : at::empty({0}, like.options());
 }
 
+// Whether any task block of x runs as fp32 Winograd (WinogradConv3x3Fp32Preferred).
+bool AnyBlockWinogradFp32(const at::Tensor& x, const std::vector<int64_t>& rows_per_task) {
+  int64_t offset = 0;
+  for (const int64_t n : rows_per_task) {
+    if (WinogradConv3x3Fp32Preferred(x.narrow(0, offset, n))) return true;
+    offset += n;
+  }
+  return false;
+}
+
 // One convolution per task over rows already grouped in task blocks, writing into one output
 // (one block when every row shares the kernel). Autograd over split + per-block conv + cat
 // copies every activation and gradient an extra time (the split's backward alone cost more than
@@ -41,16 +51,22 @@ at::Tensor BiasOrEmpty(const at::Tensor& bias, const at::Tensor& like) {
 // what the backward keeps; the output is bfloat16 and channels-last, and the input's gradient
 // has the input's type. 3x3 "same" convolutions in bf16 on CPUs with AVX512-BF16 but no AMX run
 // as Winograd F(2x2, 3x3) (winograd_conv.h): 1.4x oneDNN's forward and 2x its weight gradient
-// for bow_endpool_res's 128-channel 7x7 blocks.
+// for bow_endpool_res's 128-channel 7x7 blocks. When fp32 blocks run as Winograd
+// (winograd_conv_fp32.h) the operands, output and input gradient are channels-last, the layout
+// its transforms read and write: then the ops between convolutions keep that layout, and
+// neither pass converts a tensor (NCHW here cost four copies per block and ~20 % of an AVX2
+// bow_endpool_res update).
 struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
                             const at::Tensor& kernels_in, const at::Tensor& biases_in,
                             std::vector<int64_t> rows_per_task, int64_t stride, int64_t padding, bool bf16) {
-    const at::Tensor x = ConvOperand(x_in, bf16);
+    const bool same_3x3 = kernels_in.size(3) == 3 && kernels_in.size(4) == 3 && stride == 1 && padding == 1;
+    const bool winograd_fp32 = !bf16 && same_3x3 && AnyBlockWinogradFp32(x_in, rows_per_task);
+    const bool channels_last = bf16 || winograd_fp32;
+    const at::Tensor x = winograd_fp32 ? x_in.contiguous(at::MemoryFormat::ChannelsLast) : ConvOperand(x_in, bf16);
     const at::Tensor kernels = bf16 ? kernels_in.to(at::kBFloat16) : kernels_in;  // (K, C_out, C_in, k, k)
     // (An absent bias arrives as an empty tensor, see BiasOrEmpty.)
     const at::Tensor biases = biases_in.numel() == 0 ? at::Tensor() : bf16 ? biases_in.to(at::kBFloat16) : biases_in;
-    const bool same_3x3 = kernels.size(3) == 3 && kernels.size(4) == 3 && stride == 1 && padding == 1;
     at::Tensor y;
     int64_t offset = 0;
     for (size_t u = 0; u < rows_per_task.size(); ++u) {
@@ -69,27 +85,31 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       }
       if (!y.defined()) {
         if (rows_per_task.size() == 1) {
-          return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16, out);
+          return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16,
+                               channels_last, out);
         }
         y = at::empty({x.size(0), out.size(1), out.size(2), out.size(3)},
-                      out.options().memory_format(bf16 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+                      out.options().memory_format(channels_last ? at::MemoryFormat::ChannelsLast
+                                                                : at::MemoryFormat::Contiguous));
       }
       y.narrow(0, offset, n).copy_(out);
       offset += n;
     }
-    return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16, y);
+    return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16, channels_last,
+                         y);
   }
 
   // Keeps what backward needs (the operands as the convolutions saw them) and returns y.
   static at::Tensor SaveAndReturn(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& x,
                                   const at::Tensor& kernels, const std::vector<int64_t>& rows_per_task, int64_t stride,
-                                  int64_t padding, bool has_bias, bool bf16, const at::Tensor& y) {
+                                  int64_t padding, bool has_bias, bool bf16, bool channels_last, const at::Tensor& y) {
     ctx->save_for_backward({x, kernels});
     ctx->saved_data["rows"] = c10::IValue(rows_per_task);
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
     ctx->saved_data["has_bias"] = has_bias;
     ctx->saved_data["bf16"] = bf16;
+    ctx->saved_data["channels_last"] = channels_last;
     ctx->saved_data["input_bf16"] = x_in.scalar_type() == at::kBFloat16;
     return y;
   }
@@ -102,11 +122,15 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
     const auto rows = ctx->saved_data["rows"].toIntVector();
     const int64_t stride = ctx->saved_data["stride"].toInt(), padding = ctx->saved_data["padding"].toInt();
     const bool has_bias = ctx->saved_data["has_bias"].toBool(), bf16 = ctx->saved_data["bf16"].toBool();
-    const at::Tensor grad_y = bf16 ? ConvOperand(grads[0], true) : grads[0];
+    const bool channels_last = ctx->saved_data["channels_last"].toBool();
+    const at::Tensor grad_y = bf16            ? ConvOperand(grads[0], true)
+                              : channels_last ? grads[0].contiguous(at::MemoryFormat::ChannelsLast)
+                                              : grads[0];
     const auto fp32 = x.options().dtype(at::kFloat);
     const auto grad_x_options = ctx->saved_data["input_bf16"].toBool() ? x.options() : fp32;
-    at::Tensor grad_x = bf16 ? at::empty(x.sizes(), grad_x_options.memory_format(at::MemoryFormat::ChannelsLast))
-                             : at::empty_like(x, at::MemoryFormat::Contiguous);
+    at::Tensor grad_x = channels_last
+                            ? at::empty(x.sizes(), grad_x_options.memory_format(at::MemoryFormat::ChannelsLast))
+                            : at::empty_like(x, at::MemoryFormat::Contiguous);
     at::Tensor grad_k = at::empty(kernels.sizes(), bf16 ? fp32 : kernels.options());
     at::Tensor grad_b = has_bias ? at::empty({kernels.size(0), kernels.size(1)}, grad_k.options()) : at::Tensor();
     const std::vector<int64_t> bias_sizes = {kernels.size(1)};

@@ -1,6 +1,7 @@
 #include "skills/winograd_conv_fp32.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -274,9 +275,18 @@ void CheckGemm(bool ok) {
   TORCH_CHECK(ok, "WinogradConv3x3Fp32: no BLAS library is loaded (check WinogradFp32Preferred first)");
 }
 
+// -1: no override; else the value ScopedWinogradFp32Preference set.
+std::atomic<int> preference_override{-1};
+
 }  // namespace
 
+ScopedWinogradFp32Preference::ScopedWinogradFp32Preference(bool preferred) { preference_override = preferred ? 1 : 0; }
+
+ScopedWinogradFp32Preference::~ScopedWinogradFp32Preference() { preference_override = -1; }
+
 bool WinogradFp32Preferred() {
+  const int forced = preference_override.load();
+  if (forced >= 0) return forced == 1;
   static const bool preferred = [] {
     const char* force = std::getenv("SKILLGRID_WINOGRAD_FP32");
     const char* off = std::getenv("SKILLGRID_NO_WINOGRAD");

@@ -17,6 +17,17 @@ namespace skillgrid::skills {
 /// off.
 bool WinogradFp32Preferred();
 
+/// Overrides WinogradFp32Preferred() while it lives (not nested, not thread-safe against
+/// running convolutions): lets a test or benchmark run both paths in one process.
+class ScopedWinogradFp32Preference {
+ public:
+  /// Makes WinogradFp32Preferred() return `preferred` until destruction.
+  explicit ScopedWinogradFp32Preference(bool preferred);
+  ~ScopedWinogradFp32Preference();
+  ScopedWinogradFp32Preference(const ScopedWinogradFp32Preference&) = delete;
+  ScopedWinogradFp32Preference& operator=(const ScopedWinogradFp32Preference&) = delete;
+};
+
 /// Whether a routed fp32 3x3 "same" convolution of x should run here: WinogradFp32Preferred(),
 /// x supported, and at least 256 tiles (16 rows of 7x7 maps): below that the kernel transform
 /// and per-call costs made it slower than oneDNN (measured on the AVX2 EPYC).

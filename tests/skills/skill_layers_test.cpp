@@ -8,6 +8,7 @@
 #include "skills/skill_conv_embedding.h"
 #include "skills/skill_rnn_cells.h"
 #include "skills/training_helpers.h"
+#include "skills/winograd_conv_fp32.h"
 #include "test_util.h"
 
 namespace skillgrid::skills {
@@ -198,6 +199,57 @@ TEST(SkillConv2d, WithoutAutogradThePatchFormEqualsPerTaskConvolutions) {
       EXPECT_TRUE(torch::allclose(plain->forward(x.narrow(0, i, 1)), patched.narrow(0, i, 1), 1e-5, 1e-5))
           << "kernel " << geometry[0] << " row " << i;
     }
+  }
+}
+
+TEST(SkillConv2d, Fp32WinogradBlocksRunChannelsLastAndMatchTheDirectConvolution) {
+  // With fp32 Winograd preferred (the AVX2 default), a mixed batch whose large task blocks run as
+  // Winograd returns a channels-last output and takes a channels-last gradient, so the ops
+  // between convolutions keep that layout; values and every gradient equal the direct (oneDNN)
+  // path's, also for a block too small for Winograd (task 2: 3 rows) in the same call.
+  torch::manual_seed(6);
+  SkillConv2d conv(SkillConv2dOptions(16, 16, 3).padding(1).skills(SkillInventoryOptions::LowRank(2)).routing(
+      RouterOptions::Poly(3, 3)));
+  Randomise(*conv);
+  conv->eval();  // deterministic routing, still differentiable in the logits
+  std::vector<int64_t> ids(20, 0);
+  ids.insert(ids.end(), 17, 1);
+  ids.insert(ids.end(), 3, 2);
+  const auto tasks = Ids(ids);
+  const auto x = torch::randn({40, 16, 7, 7});
+  const auto weights = torch::randn({40, 16, 7, 7});
+  const auto params = conv->parameters();
+  struct Result {
+    at::Tensor y;
+    std::vector<at::Tensor> grads;
+  };
+  auto run = [&](bool winograd) {
+    const ScopedWinogradFp32Preference preference(winograd);
+    const auto xi = x.clone().requires_grad_();
+    std::vector<at::Tensor> inputs = {xi};
+    inputs.insert(inputs.end(), params.begin(), params.end());
+    Result r;
+    r.y = conv->forward(xi, TaskBatch::FromTaskIds(tasks));
+    r.grads = torch::autograd::grad({(r.y * weights).sum()}, inputs, {}, false, false, /*allow_unused=*/true);
+    return r;
+  };
+  const Result direct = run(false), winograd = run(true);
+  EXPECT_TRUE(direct.y.is_contiguous());
+  EXPECT_TRUE(winograd.y.is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_FALSE(winograd.y.is_contiguous());
+  EXPECT_TRUE(winograd.grads[0].is_contiguous(at::MemoryFormat::ChannelsLast));
+  const auto relative = [](const at::Tensor& a, const at::Tensor& b) {
+    return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+  };
+  EXPECT_LT(relative(winograd.y, direct.y), 1e-4);
+  ASSERT_EQ(winograd.grads.size(), direct.grads.size());
+  for (size_t k = 0; k < direct.grads.size(); ++k) {
+    if (!direct.grads[k].defined()) {
+      EXPECT_FALSE(winograd.grads[k].defined()) << "input " << k;
+      continue;
+    }
+    ASSERT_TRUE(winograd.grads[k].defined()) << "input " << k;
+    EXPECT_LT(relative(winograd.grads[k], direct.grads[k]), 1e-4) << "input " << k;
   }
 }
 
