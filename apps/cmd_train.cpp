@@ -456,10 +456,12 @@ void AddConvBenchCommand(CLI::App& bench, int* exit_code) {
           r.weight_grad_kernel.c_str(), r.direct_gflop, r.forward_ms, r.forward_gflops, r.backward_ms,
           r.backward_gflops, r.relative_error);
       if (r.forward_kernel == "winograd") {
-        // F(2x2, 3x3): 16 multiplies per 2x2 output tile where a direct convolution needs 36 per tile.
-        const double tiles = std::ceil(o->size / 2.0) * std::ceil(o->size / 2.0);
+        // bf16 runs F(2x2, 3x3): 16 multiplies per 2x2 output tile; fp32 runs F(4x4, 3x3): 36 per
+        // 4x4 tile; a direct convolution needs 9 per output cell.
+        const double tile = o->precision == "fp32" ? 4.0 : 2.0;
+        const double tiles = std::ceil(o->size / tile) * std::ceil(o->size / tile);
         std::printf("winograd_multiplies_per_direct: %.3f (a Winograd share of peak above 1 counts direct FLOPs)\n",
-                    tiles * 16.0 / (9.0 * o->size * o->size));
+                    tiles * (tile + 2) * (tile + 2) / (9.0 * o->size * o->size));
       }
       if (r.peak_gflops > 0.0) {
         std::printf("peak_gflops: %.1f (%s)\nforward_share_of_peak: %.3f\nbackward_share_of_peak: %.3f\n",

@@ -17,13 +17,18 @@
 namespace skillgrid::skills {
 namespace {
 
-constexpr int kPositions = 16;  // a 4x4 Winograd tile
-// Tiles per chunk: the unit of work and of the scratch buffers (16 x 128 x 64 floats = 512 KB
-// per operand with 128 channels, inside L2; 64 ran at least as fast as 128 and 256 in `bench train`).
+// Winograd F(4x4, 3x3): each 4x4 output tile comes from a 6x6 input patch through 36
+// independent products, one per position of the 6x6 transformed tile (Lavin and Gray's
+// interpolation points 0, 1, -1, 2, -2 and infinity).
+constexpr int kTile = 4;                         // output tile side
+constexpr int kPatch = kTile + 2;                // input patch side
+constexpr int kPositions = kPatch * kPatch;      // products per tile
+// Tiles per chunk: the unit of work and of the scratch buffers (36 x 128 x 32 floats = 576 KB
+// per operand with 128 channels, about L2's size; see kTilesPerChunk's measurements in README).
 // Fixed, so the weight gradient's sums do not follow the thread count.
-constexpr int64_t kTilesPerChunk = 64;
+constexpr int64_t kTilesPerChunk = 32;
 // Fewest tiles for which routed convolutions take these kernels (WinogradConv3x3Fp32Preferred).
-constexpr int64_t kMinTiles = 256;
+constexpr int64_t kMinTiles = 64;
 // Chunk groups whose weight-gradient partial sums are added in order at the end.
 constexpr int64_t kMaxGroups = 4;
 
@@ -46,58 +51,115 @@ inline void Store(float* p, F8 v) { std::memcpy(p, &v, sizeof(v)); }
 inline void Store(float* p, float v) { *p = v; }
 constexpr int64_t kLanes = sizeof(F8) / sizeof(float);
 
-// Tile geometry: 2x2 output tiles over an H x W map, chunked by whole samples.
+// Tile geometry: 4x4 output tiles over an H x W map, chunked by whole samples.
 struct Geometry {
   int64_t n, in, out, h, w;
-  int64_t tiles_h() const { return (h + 1) / 2; }
-  int64_t tiles_w() const { return (w + 1) / 2; }
+  int64_t tiles_h() const { return (h + kTile - 1) / kTile; }
+  int64_t tiles_w() const { return (w + kTile - 1) / kTile; }
   int64_t tiles_per_sample() const { return tiles_h() * tiles_w(); }
   int64_t samples_per_chunk() const { return std::max<int64_t>(1, kTilesPerChunk / tiles_per_sample()); }
   int64_t chunks() const { return (n + samples_per_chunk() - 1) / samples_per_chunk(); }
 };
 
-// (G g G^T) of the kernels at input channels i.., G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]:
-// g[k * in + i] is tap k (row-major 3x3) of input channel i; writes u[p * ps + i].
+// The five one-dimensional transforms; each 2-D transform applies one along columns, then rows.
+
+// G g: the kernel's three taps to six, G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
+// 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
+template <typename T>
+inline __attribute__((always_inline)) void KernelLine(const T g[3], T u[6]) {
+  const T outer = g[0] + g[2], mid = (1.0f / 24) * g[0] + (1.0f / 6) * g[2], odd = (1.0f / 12) * g[1];
+  u[0] = 0.25f * g[0];
+  u[1] = (-1.0f / 6) * (outer + g[1]);
+  u[2] = (-1.0f / 6) * (outer - g[1]);
+  u[3] = mid + odd;
+  u[4] = mid - odd;
+  u[5] = g[2];
+}
+
+// G^T du: six kernel-domain values back to three taps (the weight gradient's last step).
+template <typename T>
+inline __attribute__((always_inline)) void KernelGradLine(const T u[6], T g[3]) {
+  const T s12 = u[1] + u[2], s34 = u[3] + u[4];
+  g[0] = 0.25f * u[0] - (1.0f / 6) * s12 + (1.0f / 24) * s34;
+  g[1] = (1.0f / 6) * (u[2] - u[1]) + (1.0f / 12) * (u[3] - u[4]);
+  g[2] = (1.0f / 6) * (s34 - s12) + u[5];
+}
+
+// B^T d: six input cells to six, B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+// 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1].
+template <typename T>
+inline __attribute__((always_inline)) void InputLine(const T d[6], T o[6]) {
+  const T a = d[4] - 4.0f * d[2], b = d[3] - 4.0f * d[1], c = d[4] - d[2], e = 2.0f * (d[3] - d[1]);
+  o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+  o[1] = a + b;
+  o[2] = a - b;
+  o[3] = c + e;
+  o[4] = c - e;
+  o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+}
+
+// A^T m: six products to four outputs, A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0;
+// 0 1 -1 8 -8 1].
+template <typename T>
+inline __attribute__((always_inline)) void OutputLine(const T m[6], T y[4]) {
+  const T a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+  y[0] = m[0] + a + c;
+  y[1] = b + 2.0f * d;
+  y[2] = a + 4.0f * c;
+  y[3] = b + 8.0f * d + m[5];
+}
+
+// A dy: four output-gradient cells to six (the transpose of OutputLine).
+template <typename T>
+inline __attribute__((always_inline)) void OutputGradLine(const T d[4], T e[6]) {
+  const T even1 = d[0] + d[2], odd1 = d[1] + d[3], even2 = d[0] + 4.0f * d[2], odd2 = 2.0f * d[1] + 8.0f * d[3];
+  e[0] = d[0];
+  e[1] = even1 + odd1;
+  e[2] = even1 - odd1;
+  e[3] = even2 + odd2;
+  e[4] = even2 - odd2;
+  e[5] = d[3];
+}
+
+// (G g G^T) of the kernels at input channels i..: g[k * in + i] is tap k (row-major 3x3) of
+// input channel i; writes u[p * ps + i].
 template <typename T>
 inline __attribute__((always_inline)) void KernelChannels(const float* g, int64_t in, int64_t i, float* u,
                                                           int64_t ps) {
-  T t[4][3];  // G g
+  T t[kPatch][3];  // G g
   for (int j = 0; j < 3; ++j) {
-    const T g0 = Load(g + j * in + i, T()), g1 = Load(g + (3 + j) * in + i, T()), g2 = Load(g + (6 + j) * in + i, T());
-    t[0][j] = g0;
-    t[1][j] = 0.5f * (g0 + g1 + g2);
-    t[2][j] = 0.5f * (g0 - g1 + g2);
-    t[3][j] = g2;
+    const T column[3] = {Load(g + j * in + i, T()), Load(g + (3 + j) * in + i, T()), Load(g + (6 + j) * in + i, T())};
+    T line[kPatch];
+    KernelLine(column, line);
+    for (int a = 0; a < kPatch; ++a) t[a][j] = line[a];
   }
-  for (int a = 0; a < 4; ++a) {
-    Store(u + (4 * a + 0) * ps + i, t[a][0]);
-    Store(u + (4 * a + 1) * ps + i, 0.5f * (t[a][0] + t[a][1] + t[a][2]));
-    Store(u + (4 * a + 2) * ps + i, 0.5f * (t[a][0] - t[a][1] + t[a][2]));
-    Store(u + (4 * a + 3) * ps + i, t[a][2]);
+  for (int a = 0; a < kPatch; ++a) {
+    T line[kPatch];
+    KernelLine(t[a], line);
+    for (int b = 0; b < kPatch; ++b) Store(u + (kPatch * a + b) * ps + i, line[b]);
   }
 }
 
-// G^T dU G of the kernels at input channels i.. from their 16 positions u[p * ps + i]; writes
+// G^T dU G of the kernels at input channels i.. from their 36 positions u[p * ps + i]; writes
 // tap k of input channel i to dw[k * in + i].
 template <typename T>
 inline __attribute__((always_inline)) void KernelGradChannels(const float* u, int64_t ps, int64_t in, int64_t i,
                                                               float* dw) {
-  T t[3][4];  // G^T dU
-  for (int b = 0; b < 4; ++b) {
-    const T u0 = Load(u + b * ps + i, T()), u1 = Load(u + (4 + b) * ps + i, T()),
-            u2 = Load(u + (8 + b) * ps + i, T()), u3 = Load(u + (12 + b) * ps + i, T());
-    t[0][b] = u0 + 0.5f * (u1 + u2);
-    t[1][b] = 0.5f * (u1 - u2);
-    t[2][b] = 0.5f * (u1 + u2) + u3;
+  T t[3][kPatch];  // G^T dU
+  for (int b = 0; b < kPatch; ++b) {
+    T column[kPatch], taps[3];
+    for (int a = 0; a < kPatch; ++a) column[a] = Load(u + (kPatch * a + b) * ps + i, T());
+    KernelGradLine(column, taps);
+    for (int r = 0; r < 3; ++r) t[r][b] = taps[r];
   }
   for (int r = 0; r < 3; ++r) {
-    Store(dw + (3 * r + 0) * in + i, t[r][0] + 0.5f * (t[r][1] + t[r][2]));
-    Store(dw + (3 * r + 1) * in + i, 0.5f * (t[r][1] - t[r][2]));
-    Store(dw + (3 * r + 2) * in + i, 0.5f * (t[r][1] + t[r][2]) + t[r][3]);
+    T taps[3];
+    KernelGradLine(t[r], taps);
+    for (int c = 0; c < 3; ++c) Store(dw + (3 * r + c) * in + i, taps[c]);
   }
 }
 
-// U (16, C_out, C_in) of output channels [o0, o1) from taps (C_out, 9, C_in).
+// U (36, C_out, C_in) of output channels [o0, o1) from taps (C_out, 9, C_in).
 SKILLGRID_AVX2_CLONES void KernelTransform(const float* taps, int64_t out, int64_t in, int64_t o0, int64_t o1,
                                            float* u) {
   for (int64_t o = o0; o < o1; ++o) {
@@ -108,7 +170,7 @@ SKILLGRID_AVX2_CLONES void KernelTransform(const float* taps, int64_t out, int64
 }
 
 // The inverse direction for the weight gradient: taps (C_out, 9, C_in) of output channels
-// [o0, o1) from dU (16, C_out, C_in).
+// [o0, o1) from dU (36, C_out, C_in).
 SKILLGRID_AVX2_CLONES void KernelGradTransform(const float* du, int64_t out, int64_t in, int64_t o0, int64_t o1,
                                                float* taps) {
   for (int64_t o = o0; o < o1; ++o) {
@@ -118,7 +180,7 @@ SKILLGRID_AVX2_CLONES void KernelGradTransform(const float* du, int64_t out, int
   }
 }
 
-// U (16, C_out, C_in): every kernel of weight (C_out, C_in, 3, 3) transformed; with `flip` the
+// U (36, C_out, C_in): every kernel of weight (C_out, C_in, 3, 3) transformed; with `flip` the
 // kernel for (o, i) is weight[i][o] rotated by 180 degrees (weight then (C_in', C_out', 3, 3)).
 std::vector<float> KernelsTransform(const at::Tensor& weight, bool flip, int64_t out, int64_t in) {
   // Taps (C_out, 3, 3, C_in): input channels innermost, so the transform runs over them.
@@ -130,78 +192,77 @@ std::vector<float> KernelsTransform(const at::Tensor& weight, bool flip, int64_t
   return u;
 }
 
-// One tile's B^T d B at channels c.. (one lane type's width) from its 16 input cells.
+// One tile's B^T d B at channels c.. (one lane type's width) from its 36 input cells.
 template <typename T>
-inline __attribute__((always_inline)) void InputTileChannels(const float* const d[4][4], int64_t c, float* o,
-                                                             int64_t ps) {
-  T m[4][4];
-  for (int b = 0; b < 4; ++b) {
-    const T d0 = Load(d[0][b] + c, T()), d1 = Load(d[1][b] + c, T()), d2 = Load(d[2][b] + c, T()),
-            d3 = Load(d[3][b] + c, T());
-    m[0][b] = d0 - d2;
-    m[1][b] = d1 + d2;
-    m[2][b] = d2 - d1;
-    m[3][b] = d1 - d3;
+inline __attribute__((always_inline)) void InputTileChannels(const float* const d[kPatch][kPatch], int64_t c,
+                                                             float* o, int64_t ps) {
+  T m[kPatch][kPatch];  // B^T d
+  for (int b = 0; b < kPatch; ++b) {
+    T column[kPatch], line[kPatch];
+    for (int a = 0; a < kPatch; ++a) column[a] = Load(d[a][b] + c, T());
+    InputLine(column, line);
+    for (int a = 0; a < kPatch; ++a) m[a][b] = line[a];
   }
-  for (int a = 0; a < 4; ++a) {
-    Store(o + (4 * a + 0) * ps + c, m[a][0] - m[a][2]);
-    Store(o + (4 * a + 1) * ps + c, m[a][1] + m[a][2]);
-    Store(o + (4 * a + 2) * ps + c, m[a][2] - m[a][1]);
-    Store(o + (4 * a + 3) * ps + c, m[a][1] - m[a][3]);
+  for (int a = 0; a < kPatch; ++a) {
+    T line[kPatch];
+    InputLine(m[a], line);
+    for (int b = 0; b < kPatch; ++b) Store(o + (kPatch * a + b) * ps + c, line[b]);
   }
 }
 
-// One tile's A^T m A plus bias at output channels o.. into its four output cells.
+// One tile's A^T m A plus bias at output channels o.. into its 16 output cells.
 template <typename T>
 inline __attribute__((always_inline)) void OutputTileChannels(const float* q, int64_t ps, const float* bias,
-                                                              int64_t o, float* const dst[2][2]) {
-  T t2[2][4];
-  for (int b = 0; b < 4; ++b) {
-    const T m0 = Load(q + b * ps + o, T()), m1 = Load(q + (4 + b) * ps + o, T()),
-            m2 = Load(q + (8 + b) * ps + o, T()), m3 = Load(q + (12 + b) * ps + o, T());
-    t2[0][b] = m0 + m1 + m2;
-    t2[1][b] = m1 - m2 - m3;
+                                                              int64_t o, float* const dst[kTile][kTile]) {
+  T t[kTile][kPatch];  // A^T m
+  for (int b = 0; b < kPatch; ++b) {
+    T column[kPatch], line[kTile];
+    for (int a = 0; a < kPatch; ++a) column[a] = Load(q + (kPatch * a + b) * ps + o, T());
+    OutputLine(column, line);
+    for (int i = 0; i < kTile; ++i) t[i][b] = line[i];
   }
   const T bv = Load(bias + o, T());
-  for (int i = 0; i < 2; ++i) {
-    Store(dst[i][0] + o, t2[i][0] + t2[i][1] + t2[i][2] + bv);
-    Store(dst[i][1] + o, t2[i][1] - t2[i][2] - t2[i][3] + bv);
+  for (int i = 0; i < kTile; ++i) {
+    T line[kTile];
+    OutputLine(t[i], line);
+    for (int j = 0; j < kTile; ++j) Store(dst[i][j] + o, line[j] + bv);
   }
 }
 
-// One output-gradient tile's A dy A^T at channels o.. from its four cells.
+// One output-gradient tile's A dy A^T at channels o.. from its 16 cells.
 template <typename T>
-inline __attribute__((always_inline)) void OutputGradTileChannels(const float* const d[2][2], int64_t o, float* q,
-                                                                  int64_t ps) {
-  const T d00 = Load(d[0][0] + o, T()), d01 = Load(d[0][1] + o, T()), d10 = Load(d[1][0] + o, T()),
-          d11 = Load(d[1][1] + o, T());
-  // Rows: A d = [d0; d0 + d1; d0 - d1; -d1], then the same on columns.
-  const T t2[4][2] = {{d00, d01}, {d00 + d10, d01 + d11}, {d00 - d10, d01 - d11}, {-d10, -d11}};
-  for (int a = 0; a < 4; ++a) {
-    Store(q + (4 * a + 0) * ps + o, t2[a][0]);
-    Store(q + (4 * a + 1) * ps + o, t2[a][0] + t2[a][1]);
-    Store(q + (4 * a + 2) * ps + o, t2[a][0] - t2[a][1]);
-    Store(q + (4 * a + 3) * ps + o, -t2[a][1]);
+inline __attribute__((always_inline)) void OutputGradTileChannels(const float* const d[kTile][kTile], int64_t o,
+                                                                  float* q, int64_t ps) {
+  T t[kPatch][kTile];  // A dy
+  for (int j = 0; j < kTile; ++j) {
+    T column[kTile], line[kPatch];
+    for (int i = 0; i < kTile; ++i) column[i] = Load(d[i][j] + o, T());
+    OutputGradLine(column, line);
+    for (int a = 0; a < kPatch; ++a) t[a][j] = line[a];
+  }
+  for (int a = 0; a < kPatch; ++a) {
+    T line[kPatch];
+    OutputGradLine(t[a], line);
+    for (int b = 0; b < kPatch; ++b) Store(q + (kPatch * a + b) * ps + o, line[b]);
   }
 }
 
-// V (16, T, C) of the chunk's samples [s0, s1) of x (N, H, W, C channels-last): B^T d B of each
-// tile's 4x4 input patch (rows 2r-1..2r+2, zero outside the map), B^T = [1 0 -1 0; 0 1 1 0;
-// 0 -1 1 0; 0 1 0 -1]. Channels are contiguous in both x and V; `zeros` holds C zeros for cells
-// outside the map.
-SKILLGRID_AVX2_CLONES void InputTransform(const float* x, const Geometry& g, int64_t channels, int64_t s0, int64_t s1, float* v,
-                    const float* zeros) {
+// V (36, T, C) of the chunk's samples [s0, s1) of x (N, H, W, C channels-last): B^T d B of each
+// tile's 6x6 input patch (rows 4r-1..4r+4, zero outside the map). Channels are contiguous in
+// both x and V; `zeros` holds C zeros for cells outside the map.
+SKILLGRID_AVX2_CLONES void InputTransform(const float* x, const Geometry& g, int64_t channels, int64_t s0, int64_t s1,
+                                          float* v, const float* zeros) {
   const int64_t t_chunk = (s1 - s0) * g.tiles_per_sample();
   const int64_t ps = t_chunk * channels;  // position stride
   for (int64_t s = s0; s < s1; ++s) {
     const float* xs = x + s * g.h * g.w * channels;
     for (int64_t tr = 0; tr < g.tiles_h(); ++tr) {
       for (int64_t tc = 0; tc < g.tiles_w(); ++tc) {
-        const float* d[4][4];
-        for (int a = 0; a < 4; ++a) {
-          const int64_t r = 2 * tr - 1 + a;
-          for (int b = 0; b < 4; ++b) {
-            const int64_t c = 2 * tc - 1 + b;
+        const float* d[kPatch][kPatch];
+        for (int a = 0; a < kPatch; ++a) {
+          const int64_t r = kTile * tr - 1 + a;
+          for (int b = 0; b < kPatch; ++b) {
+            const int64_t c = kTile * tc - 1 + b;
             d[a][b] = (r >= 0 && r < g.h && c >= 0 && c < g.w) ? xs + (r * g.w + c) * channels : zeros;
           }
         }
@@ -215,25 +276,24 @@ SKILLGRID_AVX2_CLONES void InputTransform(const float* x, const Geometry& g, int
   }
 }
 
-// y (N, H, W, C_out channels-last) for samples [s0, s1) from M (16, T, C_out): A^T m A of each
-// tile, A^T = [1 1 1 0; 0 1 -1 -1], plus the bias; outputs past the map are dropped.
-SKILLGRID_AVX2_CLONES void OutputTransform(const float* m, const Geometry& g, const float* bias, const float* zeros, int64_t s0,
-                     int64_t s1, float* y) {
+// y (N, H, W, C_out channels-last) for samples [s0, s1) from M (36, T, C_out): A^T m A of each
+// tile plus the bias; outputs past the map go to `spill` (C_out floats) and are dropped.
+SKILLGRID_AVX2_CLONES void OutputTransform(const float* m, const Geometry& g, const float* bias, const float* zeros,
+                                           int64_t s0, int64_t s1, float* spill, float* y) {
   const int64_t t_chunk = (s1 - s0) * g.tiles_per_sample();
   const int64_t ps = t_chunk * g.out;
   const float* b = bias != nullptr ? bias : zeros;
-  std::vector<float> spill(static_cast<size_t>(g.out));  // where outputs past the map go
   for (int64_t s = s0; s < s1; ++s) {
     float* ys = y + s * g.h * g.w * g.out;
     for (int64_t tr = 0; tr < g.tiles_h(); ++tr) {
       for (int64_t tc = 0; tc < g.tiles_w(); ++tc) {
         const int64_t t = (s - s0) * g.tiles_per_sample() + tr * g.tiles_w() + tc;
         const float* q = m + t * g.out;
-        float* dst[2][2];
-        for (int i = 0; i < 2; ++i) {
-          for (int j = 0; j < 2; ++j) {
-            const int64_t r = 2 * tr + i, c = 2 * tc + j;
-            dst[i][j] = (r < g.h && c < g.w) ? ys + (r * g.w + c) * g.out : spill.data();
+        float* dst[kTile][kTile];
+        for (int i = 0; i < kTile; ++i) {
+          for (int j = 0; j < kTile; ++j) {
+            const int64_t r = kTile * tr + i, c = kTile * tc + j;
+            dst[i][j] = (r < g.h && c < g.w) ? ys + (r * g.w + c) * g.out : spill;
           }
         }
         int64_t o = 0;
@@ -244,20 +304,21 @@ SKILLGRID_AVX2_CLONES void OutputTransform(const float* m, const Geometry& g, co
   }
 }
 
-// E (16, T, C_out) for samples [s0, s1) of dy (N, H, W, C_out channels-last): A dy A^T of each
-// 2x2 output tile (zero past the map), the factor the weight gradient multiplies V by at each
+// E (36, T, C_out) for samples [s0, s1) of dy (N, H, W, C_out channels-last): A dy A^T of each
+// 4x4 output tile (zero past the map), the factor the weight gradient multiplies V by at each
 // position.
-SKILLGRID_AVX2_CLONES void OutputGradTransform(const float* dy, const Geometry& g, const float* zeros, int64_t s0, int64_t s1, float* e) {
+SKILLGRID_AVX2_CLONES void OutputGradTransform(const float* dy, const Geometry& g, const float* zeros, int64_t s0,
+                                               int64_t s1, float* e) {
   const int64_t t_chunk = (s1 - s0) * g.tiles_per_sample();
   const int64_t ps = t_chunk * g.out;
   for (int64_t s = s0; s < s1; ++s) {
     const float* dys = dy + s * g.h * g.w * g.out;
     for (int64_t tr = 0; tr < g.tiles_h(); ++tr) {
       for (int64_t tc = 0; tc < g.tiles_w(); ++tc) {
-        const float* d[2][2];
-        for (int i = 0; i < 2; ++i) {
-          for (int j = 0; j < 2; ++j) {
-            const int64_t r = 2 * tr + i, c = 2 * tc + j;
+        const float* d[kTile][kTile];
+        for (int i = 0; i < kTile; ++i) {
+          for (int j = 0; j < kTile; ++j) {
+            const int64_t r = kTile * tr + i, c = kTile * tc + j;
             d[i][j] = (r < g.h && c < g.w) ? dys + (r * g.w + c) * g.out : zeros;
           }
         }
@@ -339,7 +400,7 @@ at::Tensor WinogradConv3x3Fp32(const at::Tensor& x_in, const at::Tensor& weight,
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, g.chunks(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> v, m;
+    std::vector<float> v, m, spill(static_cast<size_t>(out));
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t s0 = chunk * g.samples_per_chunk(), s1 = std::min(g.n, s0 + g.samples_per_chunk());
       const int64_t t = (s1 - s0) * g.tiles_per_sample();
@@ -351,7 +412,7 @@ at::Tensor WinogradConv3x3Fp32(const at::Tensor& x_in, const at::Tensor& weight,
         CheckGemm(RowMajorGemm(false, true, t, out, in, v.data() + p * t * in, in, u.data() + p * out * in, in, 0.0f,
                                m.data() + p * t * out, out));
       }
-      OutputTransform(m.data(), g, bp, zeros.data(), s0, s1, yp);
+      OutputTransform(m.data(), g, bp, zeros.data(), s0, s1, spill.data(), yp);
     }
   });
   return y;

@@ -1,4 +1,4 @@
-// Tests of skills/winograd_conv_fp32: the fp32 Winograd F(2x2, 3x3) kernels against ATen's
+// Tests of skills/winograd_conv_fp32: the fp32 Winograd F(4x4, 3x3) kernels against ATen's
 // convolution and its autograd gradients. They run on every CPU (the kernels are portable C++
 // and BLAS); WinogradFp32Preferred only decides whether routed convolutions use them.
 #include "skills/winograd_conv_fp32.h"
@@ -14,10 +14,10 @@
 namespace skillgrid::skills {
 namespace {
 
-// Largest |a - b| as a fraction of the largest |b|. fp32 Winograd sums 16 products in another
-// order and scales by halves, so it differs from the direct convolution by a few fp32 roundings
-// (~1e-6 of the scale); a wrong transform coefficient or tile offset gives errors of the order of
-// the values themselves.
+// Largest |a - b| as a fraction of the largest |b|. fp32 Winograd sums 36 products in another
+// order and scales by factors from 1/24 to 8, so it differs from the direct convolution by a few
+// fp32 roundings (~2e-6 of the scale); a wrong transform coefficient or tile offset gives errors
+// of the order of the values themselves.
 double RelativeError(const at::Tensor& a, const at::Tensor& b) {
   return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
 }
@@ -29,9 +29,10 @@ struct Shape {
 };
 
 // Full tiles, edge tiles cut in one or both directions, a single cell, few channels, more inputs
-// than outputs and the reverse, and 40 rows of 7x7 maps (640 tiles: several chunks and
-// gradient groups).
-const Shape kShapes[] = {{3, 32, 64, 7, 7}, {2, 5, 3, 5, 6}, {1, 8, 8, 1, 1}, {5, 128, 96, 8, 3}, {40, 16, 24, 7, 7}};
+// than outputs and the reverse, maps of three tiles a side, and 40 rows of 7x7 maps (160 tiles:
+// several chunks and gradient groups).
+const Shape kShapes[] = {{3, 32, 64, 7, 7},  {2, 5, 3, 5, 6},   {1, 8, 8, 1, 1},
+                         {5, 128, 96, 8, 3}, {2, 6, 5, 9, 10}, {40, 16, 24, 7, 7}};
 
 TEST(WinogradConv3x3Fp32, ForwardEqualsTheDirectConvolution) {
   torch::manual_seed(21);
@@ -68,7 +69,7 @@ TEST(WinogradConv3x3Fp32, FlippedKernelGivesTheInputGradientAndWeightGradMatches
 
 TEST(WinogradConv3x3Fp32, ResultsDoNotDependOnTheThreadCount) {
   torch::manual_seed(23);
-  // 48 rows of 7x7: 768 tiles, twelve chunks of 64, so both the forward and the gradient split.
+  // 48 rows of 7x7: 192 tiles, six chunks of 32, so both the forward and the gradient split.
   const at::Tensor x = torch::randn({48, 32, 7, 7});
   const at::Tensor dy = torch::randn({48, 16, 7, 7});
   const at::Tensor w = torch::randn({16, 32, 3, 3}) * 0.1;
