@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -432,15 +433,17 @@ void WinogradConv3x3Fp32WeightGrad(const at::Tensor& x_in, const at::Tensor& dy_
               ", 3, 3] fp32");
   const int64_t chunks = g.chunks(), groups = std::min(chunks, kMaxGroups);
   const int64_t uk = kPositions * g.out * g.in;
-  std::vector<float> partial(static_cast<size_t>(groups * uk), 0.0f);
+  // Not zeroed: each group's first product overwrites its sums (beta 0), in the group's thread.
+  std::unique_ptr<float[]> partial(new float[static_cast<size_t>(groups * uk)]);
   const float* xp = x.data_ptr<float>();
   const float* dyp = dy.data_ptr<float>();
   const std::vector<float> zeros(static_cast<size_t>(std::max(g.in, g.out)), 0.0f);
   at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> v, e;
     for (int64_t grp = begin; grp < end; ++grp) {
-      float* du = partial.data() + grp * uk;
-      for (int64_t chunk = grp * chunks / groups; chunk < (grp + 1) * chunks / groups; ++chunk) {
+      float* du = partial.get() + grp * uk;
+      const int64_t first = grp * chunks / groups;
+      for (int64_t chunk = first; chunk < (grp + 1) * chunks / groups; ++chunk) {
         const int64_t s0 = chunk * g.samples_per_chunk(), s1 = std::min(g.n, s0 + g.samples_per_chunk());
         const int64_t t = (s1 - s0) * g.tiles_per_sample();
         v.resize(static_cast<size_t>(kPositions * g.in * t));
@@ -450,28 +453,38 @@ void WinogradConv3x3Fp32WeightGrad(const at::Tensor& x_in, const at::Tensor& dy_
         for (int p = 0; p < kPositions; ++p) {
           // dU_p (out, in) += E_p^T (out, T) V_p (T, in)
           CheckGemm(RowMajorGemm(true, false, g.out, g.in, t, e.data() + p * t * g.out, g.out, v.data() + p * t * g.in,
-                                 g.in, 1.0f, du + p * g.out * g.in, g.in));
+                                 g.in, chunk == first ? 0.0f : 1.0f, du + p * g.out * g.in, g.in));
         }
       }
     }
   });
-  for (int64_t grp = 1; grp < groups; ++grp) {
-    for (int64_t k = 0; k < uk; ++k) partial[k] += partial[grp * uk + k];
-  }
   at::Tensor taps = at::empty({g.out, 3, 3, g.in}, x.options().memory_format(at::MemoryFormat::Contiguous));
   float* tp = taps.data_ptr<float>();
-  at::parallel_for(0, g.out, 16,
-                   [&](int64_t o0, int64_t o1) { KernelGradTransform(partial.data(), g.out, g.in, o0, o1, tp); });
+  // The groups' sums are added into the first in group order (the same for any thread count),
+  // by output channel so that each thread's share feeds its own transform.
+  at::parallel_for(0, g.out, 16, [&](int64_t o0, int64_t o1) {
+    for (int64_t grp = 1; grp < groups; ++grp) {
+      for (int p = 0; p < kPositions; ++p) {
+        float* sum = partial.get() + (p * g.out + o0) * g.in;
+        const float* add = sum + grp * uk;
+        for (int64_t k = 0; k < (o1 - o0) * g.in; ++k) sum[k] += add[k];
+      }
+    }
+    KernelGradTransform(partial.get(), g.out, g.in, o0, o1, tp);
+  });
   grad_weight.copy_(taps.permute({0, 3, 1, 2}));
   if (grad_bias.defined()) {
     TORCH_CHECK(grad_bias.numel() == g.out, "WinogradConv3x3Fp32WeightGrad: grad_bias ", grad_bias.sizes(), " for ",
                 g.out, " channels");
     std::vector<float> sums(static_cast<size_t>(g.out), 0.0f);
     const int64_t cells = g.n * g.h * g.w;
-    for (int64_t k = 0; k < cells; ++k) {
-      const float* d = dyp + k * g.out;
-      for (int64_t o = 0; o < g.out; ++o) sums[static_cast<size_t>(o)] += d[o];
-    }
+    // Each channel sums its cells in order, so the bits do not follow the split.
+    at::parallel_for(0, g.out, 16, [&](int64_t o0, int64_t o1) {
+      for (int64_t k = 0; k < cells; ++k) {
+        const float* d = dyp + k * g.out;
+        for (int64_t o = o0; o < o1; ++o) sums[static_cast<size_t>(o)] += d[o];
+      }
+    });
     grad_bias.copy_(at::from_blob(sums.data(), {g.out}, at::kFloat).view(grad_bias.sizes()));
   }
 }
