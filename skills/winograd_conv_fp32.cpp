@@ -60,6 +60,9 @@ struct Geometry {
   int64_t tiles_per_sample() const { return tiles_h() * tiles_w(); }
   int64_t samples_per_chunk() const { return std::max<int64_t>(1, kTilesPerChunk / tiles_per_sample()); }
   int64_t chunks() const { return (n + samples_per_chunk() - 1) / samples_per_chunk(); }
+  // The first sample of chunk c, and one past its last.
+  int64_t chunk_begin(int64_t c) const { return c * samples_per_chunk(); }
+  int64_t chunk_end(int64_t c) const { return std::min(n, chunk_begin(c) + samples_per_chunk()); }
 };
 
 // The five one-dimensional transforms; each 2-D transform applies one along columns, then rows.
@@ -403,7 +406,7 @@ at::Tensor WinogradConv3x3Fp32(const at::Tensor& x_in, const at::Tensor& weight,
   at::parallel_for(0, g.chunks(), 1, [&](int64_t begin, int64_t end) {
     std::vector<float> v, m, spill(static_cast<size_t>(out));
     for (int64_t chunk = begin; chunk < end; ++chunk) {
-      const int64_t s0 = chunk * g.samples_per_chunk(), s1 = std::min(g.n, s0 + g.samples_per_chunk());
+      const int64_t s0 = g.chunk_begin(chunk), s1 = g.chunk_end(chunk);
       const int64_t t = (s1 - s0) * g.tiles_per_sample();
       v.resize(static_cast<size_t>(kPositions * in * t));
       m.resize(static_cast<size_t>(kPositions * out * t));
@@ -444,7 +447,7 @@ void WinogradConv3x3Fp32WeightGrad(const at::Tensor& x_in, const at::Tensor& dy_
       float* du = partial.get() + grp * uk;
       const int64_t first = grp * chunks / groups;
       for (int64_t chunk = first; chunk < (grp + 1) * chunks / groups; ++chunk) {
-        const int64_t s0 = chunk * g.samples_per_chunk(), s1 = std::min(g.n, s0 + g.samples_per_chunk());
+        const int64_t s0 = g.chunk_begin(chunk), s1 = g.chunk_end(chunk);
         const int64_t t = (s1 - s0) * g.tiles_per_sample();
         v.resize(static_cast<size_t>(kPositions * g.in * t));
         e.resize(static_cast<size_t>(kPositions * g.out * t));

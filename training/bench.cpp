@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -15,9 +15,9 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "skills/amx_conv.h"
+#include "skills/blas_runtime.h"
 #include "skills/skill_conv_embedding.h"
 #include "skills/winograd_conv.h"
-#include "skills/blas_runtime.h"
 #include "skills/winograd_conv_fp32.h"
 #include "training/trainer.h"
 
