@@ -125,23 +125,29 @@ inline __attribute__((always_inline)) void OutputGradLine(const T d[4], T e[6]) 
   e[5] = d[3];
 }
 
+// L x L^T for a one-dimensional transform L (`line`, kIn values to kOut): `line` on each
+// column of the kIn x kIn tile x, then on each row of the result.
+template <int kIn, int kOut, typename T, typename Line>
+inline __attribute__((always_inline)) void TwoPass(const T (&x)[kIn][kIn], T (&y)[kOut][kOut], Line line) {
+  T t[kOut][kIn];  // L x
+  for (int b = 0; b < kIn; ++b) {
+    T column[kIn], out[kOut];
+    for (int a = 0; a < kIn; ++a) column[a] = x[a][b];
+    line(column, out);
+    for (int a = 0; a < kOut; ++a) t[a][b] = out[a];
+  }
+  for (int a = 0; a < kOut; ++a) line(t[a], y[a]);
+}
+
 // (G g G^T) of the kernels at input channels i..: g[k * in + i] is tap k (row-major 3x3) of
 // input channel i; writes u[p * ps + i].
 template <typename T>
 inline __attribute__((always_inline)) void KernelChannels(const float* g, int64_t in, int64_t i, float* u,
                                                           int64_t ps) {
-  T t[kPatch][3];  // G g
-  for (int j = 0; j < 3; ++j) {
-    const T column[3] = {Load(g + j * in + i, T()), Load(g + (3 + j) * in + i, T()), Load(g + (6 + j) * in + i, T())};
-    T line[kPatch];
-    KernelLine(column, line);
-    for (int a = 0; a < kPatch; ++a) t[a][j] = line[a];
-  }
-  for (int a = 0; a < kPatch; ++a) {
-    T line[kPatch];
-    KernelLine(t[a], line);
-    for (int b = 0; b < kPatch; ++b) Store(u + (kPatch * a + b) * ps + i, line[b]);
-  }
+  T taps[3][3], positions[kPatch][kPatch];
+  for (int k = 0; k < 9; ++k) taps[k / 3][k % 3] = Load(g + k * in + i, T());
+  TwoPass(taps, positions, [](const T* x, T* y) { KernelLine(x, y); });
+  for (int p = 0; p < kPositions; ++p) Store(u + p * ps + i, positions[p / kPatch][p % kPatch]);
 }
 
 // G^T dU G of the kernels at input channels i.. from their 36 positions u[p * ps + i]; writes
@@ -149,18 +155,10 @@ inline __attribute__((always_inline)) void KernelChannels(const float* g, int64_
 template <typename T>
 inline __attribute__((always_inline)) void KernelGradChannels(const float* u, int64_t ps, int64_t in, int64_t i,
                                                               float* dw) {
-  T t[3][kPatch];  // G^T dU
-  for (int b = 0; b < kPatch; ++b) {
-    T column[kPatch], taps[3];
-    for (int a = 0; a < kPatch; ++a) column[a] = Load(u + (kPatch * a + b) * ps + i, T());
-    KernelGradLine(column, taps);
-    for (int r = 0; r < 3; ++r) t[r][b] = taps[r];
-  }
-  for (int r = 0; r < 3; ++r) {
-    T taps[3];
-    KernelGradLine(t[r], taps);
-    for (int c = 0; c < 3; ++c) Store(dw + (3 * r + c) * in + i, taps[c]);
-  }
+  T positions[kPatch][kPatch], taps[3][3];
+  for (int p = 0; p < kPositions; ++p) positions[p / kPatch][p % kPatch] = Load(u + p * ps + i, T());
+  TwoPass(positions, taps, [](const T* x, T* y) { KernelGradLine(x, y); });
+  for (int k = 0; k < 9; ++k) Store(dw + k * in + i, taps[k / 3][k % 3]);
 }
 
 // U (36, C_out, C_in) of output channels [o0, o1) from taps (C_out, 9, C_in).
@@ -200,36 +198,22 @@ std::vector<float> KernelsTransform(const at::Tensor& weight, bool flip, int64_t
 template <typename T>
 inline __attribute__((always_inline)) void InputTileChannels(const float* const d[kPatch][kPatch], int64_t c,
                                                              float* o, int64_t ps) {
-  T m[kPatch][kPatch];  // B^T d
-  for (int b = 0; b < kPatch; ++b) {
-    T column[kPatch], line[kPatch];
-    for (int a = 0; a < kPatch; ++a) column[a] = Load(d[a][b] + c, T());
-    InputLine(column, line);
-    for (int a = 0; a < kPatch; ++a) m[a][b] = line[a];
-  }
-  for (int a = 0; a < kPatch; ++a) {
-    T line[kPatch];
-    InputLine(m[a], line);
-    for (int b = 0; b < kPatch; ++b) Store(o + (kPatch * a + b) * ps + c, line[b]);
-  }
+  T cells[kPatch][kPatch], positions[kPatch][kPatch];
+  for (int p = 0; p < kPositions; ++p) cells[p / kPatch][p % kPatch] = Load(d[p / kPatch][p % kPatch] + c, T());
+  TwoPass(cells, positions, [](const T* x, T* y) { InputLine(x, y); });
+  for (int p = 0; p < kPositions; ++p) Store(o + p * ps + c, positions[p / kPatch][p % kPatch]);
 }
 
 // One tile's A^T m A plus bias at output channels o.. into its 16 output cells.
 template <typename T>
 inline __attribute__((always_inline)) void OutputTileChannels(const float* q, int64_t ps, const float* bias,
                                                               int64_t o, float* const dst[kTile][kTile]) {
-  T t[kTile][kPatch];  // A^T m
-  for (int b = 0; b < kPatch; ++b) {
-    T column[kPatch], line[kTile];
-    for (int a = 0; a < kPatch; ++a) column[a] = Load(q + (kPatch * a + b) * ps + o, T());
-    OutputLine(column, line);
-    for (int i = 0; i < kTile; ++i) t[i][b] = line[i];
-  }
+  T positions[kPatch][kPatch], cells[kTile][kTile];
+  for (int p = 0; p < kPositions; ++p) positions[p / kPatch][p % kPatch] = Load(q + p * ps + o, T());
+  TwoPass(positions, cells, [](const T* x, T* y) { OutputLine(x, y); });
   const T bv = Load(bias + o, T());
   for (int i = 0; i < kTile; ++i) {
-    T line[kTile];
-    OutputLine(t[i], line);
-    for (int j = 0; j < kTile; ++j) Store(dst[i][j] + o, line[j] + bv);
+    for (int j = 0; j < kTile; ++j) Store(dst[i][j] + o, cells[i][j] + bv);
   }
 }
 
@@ -237,18 +221,12 @@ inline __attribute__((always_inline)) void OutputTileChannels(const float* q, in
 template <typename T>
 inline __attribute__((always_inline)) void OutputGradTileChannels(const float* const d[kTile][kTile], int64_t o,
                                                                   float* q, int64_t ps) {
-  T t[kPatch][kTile];  // A dy
-  for (int j = 0; j < kTile; ++j) {
-    T column[kTile], line[kPatch];
-    for (int i = 0; i < kTile; ++i) column[i] = Load(d[i][j] + o, T());
-    OutputGradLine(column, line);
-    for (int a = 0; a < kPatch; ++a) t[a][j] = line[a];
+  T cells[kTile][kTile], positions[kPatch][kPatch];
+  for (int i = 0; i < kTile; ++i) {
+    for (int j = 0; j < kTile; ++j) cells[i][j] = Load(d[i][j] + o, T());
   }
-  for (int a = 0; a < kPatch; ++a) {
-    T line[kPatch];
-    OutputGradLine(t[a], line);
-    for (int b = 0; b < kPatch; ++b) Store(q + (kPatch * a + b) * ps + o, line[b]);
-  }
+  TwoPass(cells, positions, [](const T* x, T* y) { OutputGradLine(x, y); });
+  for (int p = 0; p < kPositions; ++p) Store(q + p * ps + o, positions[p / kPatch][p % kPatch]);
 }
 
 // V (36, T, C) of the chunk's samples [s0, s1) of x (N, H, W, C channels-last): B^T d B of each
