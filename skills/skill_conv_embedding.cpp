@@ -67,7 +67,10 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
     const at::Tensor kernels = bf16 ? kernels_in.to(at::kBFloat16) : kernels_in;  // (K, C_out, C_in, k, k)
     // (An absent bias arrives as an empty tensor, see BiasOrEmpty.)
     const at::Tensor biases = biases_in.numel() == 0 ? at::Tensor() : bf16 ? biases_in.to(at::kBFloat16) : biases_in;
-    at::Tensor y;
+    // Winograd blocks write straight into their rows of y; the others are copied there.
+    at::Tensor y = winograd_fp32 ? at::empty({x.size(0), kernels.size(1), x.size(2), x.size(3)},
+                                             x.options().memory_format(at::MemoryFormat::ChannelsLast))
+                                 : at::Tensor();
     int64_t offset = 0;
     for (size_t u = 0; u < rows_per_task.size(); ++u) {
       const auto i = static_cast<int64_t>(u);
@@ -78,8 +81,10 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       at::Tensor out;
       if (bf16 && same_3x3 && WinogradConv3x3Supports(xi, kernels.size(1))) {
         out = WinogradConv3x3(xi, kernels_in[i], bias, /*flip_transpose=*/false);
-      } else if (!bf16 && same_3x3 && WinogradConv3x3Fp32Preferred(xi)) {
-        out = WinogradConv3x3Fp32(xi, kernels[i], bias, /*flip_transpose=*/false);
+      } else if (winograd_fp32 && WinogradConv3x3Fp32Preferred(xi)) {
+        WinogradConv3x3Fp32(xi, kernels[i], bias, /*flip_transpose=*/false, y.narrow(0, offset, n));
+        offset += n;
+        continue;
       } else {
         out = at::conv2d(xi, kernels[i], bias, {stride, stride}, {padding, padding});
       }
@@ -156,7 +161,7 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       const bool own_w = amx || winograd_w;
       at::Tensor gx, gw, gb;
       if (winograd_fp32 && WinogradConv3x3Fp32Preferred(xi)) {  // as the forward chose
-        grad_x.narrow(0, offset, n).copy_(WinogradConv3x3Fp32(gy, kernels[i], at::Tensor(), /*flip_transpose=*/true));
+        WinogradConv3x3Fp32(gy, kernels[i], at::Tensor(), /*flip_transpose=*/true, grad_x.narrow(0, offset, n));
         WinogradConv3x3Fp32WeightGrad(xi, gy, grad_k[i], has_bias ? grad_b[i] : at::Tensor());
         offset += n;
         continue;

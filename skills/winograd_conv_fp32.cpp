@@ -361,7 +361,7 @@ bool WinogradConv3x3Fp32Preferred(const at::Tensor& x) {
 }
 
 at::Tensor WinogradConv3x3Fp32(const at::Tensor& x_in, const at::Tensor& weight, const at::Tensor& bias,
-                               bool flip_transpose) {
+                               bool flip_transpose, at::Tensor y) {
   TORCH_CHECK(WinogradConv3x3Fp32Supports(x_in), "WinogradConv3x3Fp32: x must be 4-D non-empty fp32 on CPU, got ",
               x_in.sizes(), " ", x_in.scalar_type(), " on ", x_in.device());
   const int64_t out = flip_transpose ? weight.size(1) : weight.size(0);
@@ -377,7 +377,14 @@ at::Tensor WinogradConv3x3Fp32(const at::Tensor& x_in, const at::Tensor& weight,
   const std::vector<float> u = KernelsTransform(weight, flip_transpose, out, in);
   const std::vector<float> zeros(static_cast<size_t>(std::max(in, out)), 0.0f);
   const at::Tensor b = bias.defined() ? bias.contiguous() : at::Tensor();
-  at::Tensor y = at::empty({g.n, out, g.h, g.w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (y.defined()) {
+    TORCH_CHECK(y.sizes() == at::IntArrayRef({g.n, out, g.h, g.w}) && y.scalar_type() == at::kFloat &&
+                    y.device().is_cpu() && y.is_contiguous(at::MemoryFormat::ChannelsLast),
+                "WinogradConv3x3Fp32: out ", y.sizes(), " (", y.scalar_type(), ", strides ", y.strides(),
+                ") must be fp32 channels-last [", g.n, ", ", out, ", ", g.h, ", ", g.w, "] on CPU");
+  } else {
+    y = at::empty({g.n, out, g.h, g.w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  }
   const float* xp = x.data_ptr<float>();
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();

@@ -42,10 +42,11 @@ bool WinogradConv3x3Fp32Supports(const at::Tensor& x);
 /// y = conv(x, w) + b for a 3x3, stride-1, padding-1 convolution. x (N, C_in, H, W) fp32 (any
 /// strides); weight (C_out, C_in, 3, 3); bias (C_out) or undefined. With `flip_transpose` the
 /// kernel used is weight transposed in channels and flipped in space, so y is the input gradient
-/// of the convolution by `weight` for output gradient x. Returns (N, C_out, H, W) channels-last.
-/// Results do not depend on the thread count.
+/// of the convolution by `weight` for output gradient x. Returns (N, C_out, H, W) channels-last:
+/// written into `out` when it is given (fp32, that shape, channels-last contiguous, e.g. one task
+/// block of a larger output), else into a new tensor. Results do not depend on the thread count.
 at::Tensor WinogradConv3x3Fp32(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                               bool flip_transpose);
+                               bool flip_transpose, at::Tensor out = at::Tensor());
 
 /// Weight and bias gradients of y = conv(x, w) + b (3x3, stride 1, padding 1) from x (N, C_in,
 /// H, W) and dy (N, C_out, H, W), fp32: writes grad_weight (C_out, C_in, 3, 3) and grad_bias

@@ -47,6 +47,14 @@ TEST(WinogradConv3x3Fp32, ForwardEqualsTheDirectConvolution) {
     EXPECT_LT(RelativeError(y, ref), kTolerance) << s.n << "x" << s.in << "x" << s.h << "x" << s.w << " -> " << s.out;
     // A channels-last (non-contiguous) input gives the same result.
     EXPECT_TRUE(torch::equal(WinogradConv3x3Fp32(x.contiguous(at::MemoryFormat::ChannelsLast), w, b, false), y));
+    // Written into rows of a larger channels-last output, it gives the same bits there and
+    // leaves the other rows alone.
+    const at::Tensor whole =
+        torch::full({s.n + 2, s.out, s.h, s.w}, 7.0f).contiguous(at::MemoryFormat::ChannelsLast);
+    WinogradConv3x3Fp32(x, w, b, false, whole.narrow(0, 1, s.n));
+    EXPECT_TRUE(torch::equal(whole.narrow(0, 1, s.n), y));
+    EXPECT_TRUE(torch::equal(whole.narrow(0, 0, 1), torch::full({1, s.out, s.h, s.w}, 7.0f)));
+    EXPECT_TRUE(torch::equal(whole.narrow(0, s.n + 1, 1), torch::full({1, s.out, s.h, s.w}, 7.0f)));
   }
 }
 
@@ -91,6 +99,11 @@ TEST(WinogradConv3x3Fp32, RefusesWhatItDoesNotSupport) {
   EXPECT_THROW(WinogradConv3x3Fp32(x, torch::randn({8, 4, 3, 3}), {}, false), c10::Error);  // C_in mismatch
   EXPECT_THROW(WinogradConv3x3Fp32(x, torch::randn({8, 8, 5, 5}), {}, false), c10::Error);  // not 3x3
   EXPECT_THROW(WinogradConv3x3Fp32(x, torch::randn({6, 8, 3, 3}), torch::randn({5}), false), c10::Error);
+  const at::Tensor w = torch::randn({6, 8, 3, 3});
+  EXPECT_THROW(WinogradConv3x3Fp32(x, w, {}, false, torch::empty({2, 6, 7, 7})), c10::Error);  // NCHW out
+  EXPECT_THROW(WinogradConv3x3Fp32(x, w, {}, false,
+                                   torch::empty({2, 5, 7, 7}).contiguous(at::MemoryFormat::ChannelsLast)),
+               c10::Error);  // out of another shape
   at::Tensor gw = torch::empty({6, 8, 3, 3});
   EXPECT_THROW(WinogradConv3x3Fp32WeightGrad(x, torch::randn({2, 5, 7, 7}), gw, {}), c10::Error);  // C_out mismatch
 }
