@@ -15,6 +15,11 @@
 
 #include "skills/blas_runtime.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SKILLGRID_OWN_PRODUCTS 1
+#endif
+
 namespace skillgrid::skills {
 namespace {
 
@@ -24,10 +29,11 @@ namespace {
 constexpr int kTile = 4;                         // output tile side
 constexpr int kPatch = kTile + 2;                // input patch side
 constexpr int kPositions = kPatch * kPatch;      // products per tile
-// Tiles per chunk: the unit of work and of the scratch buffers (36 x 128 x 32 floats = 576 KB
-// per operand with 128 channels, about L2's size; see kTilesPerChunk's measurements in README).
-// Fixed, so the weight gradient's sums do not follow the thread count.
-constexpr int64_t kTilesPerChunk = 32;
+// Tiles per chunk: the unit of work and of the scratch buffers (36 x 128 x 36 floats = 648 KB
+// per operand with 128 channels). 36 = nine 7x7 maps = six whole micro-tile rows of the own
+// products; it ran ~9 % faster than 32, 16, 24, 48 or 64 there (README). Fixed, so the weight
+// gradient's sums do not follow the thread count.
+constexpr int64_t kTilesPerChunk = 36;
 // Fewest tiles for which routed convolutions take these kernels (WinogradConv3x3Fp32Preferred).
 constexpr int64_t kMinTiles = 64;
 // Chunk groups whose weight-gradient partial sums are added in order at the end.
@@ -64,6 +70,27 @@ struct Geometry {
   int64_t chunk_begin(int64_t c) const { return c * samples_per_chunk(); }
   int64_t chunk_end(int64_t c) const { return std::min(n, chunk_begin(c) + samples_per_chunk()); }
 };
+
+// Scratch kept per thread between calls: U, its panels, V, M (or E) and the gradient sums, several
+// MB each with 128 channels, allocated afresh on every call cost page faults and the kernel's
+// page zeroing (~6 % of bow_endpool_res's update on the AVX2 EPYC). Buffers only grow; the
+// calling thread holds at most ~16 MB, each worker ~1.3 MB.
+enum class Scratch { kKernels, kPanels, kTiles, kProducts, kSums, kCount };
+
+// This thread's buffer `slot`, at least `floats` long; contents undefined.
+float* ScratchBuffer(Scratch slot, int64_t floats) {
+  struct Buffer {
+    std::unique_ptr<float[]> data;
+    int64_t capacity = 0;
+  };
+  thread_local Buffer buffers[static_cast<int>(Scratch::kCount)];
+  Buffer& b = buffers[static_cast<int>(slot)];
+  if (b.capacity < floats) {
+    b.data.reset(new float[static_cast<size_t>(floats)]);
+    b.capacity = floats;
+  }
+  return b.data.get();
+}
 
 // The five one-dimensional transforms; each 2-D transform applies one along columns, then rows.
 
@@ -184,49 +211,87 @@ SKILLGRID_AVX2_CLONES void KernelGradTransform(const float* du, int64_t out, int
 
 // U (36, C_out, C_in): every kernel of weight (C_out, C_in, 3, 3) transformed; with `flip` the
 // kernel for (o, i) is weight[i][o] rotated by 180 degrees (weight then (C_in', C_out', 3, 3)).
-std::vector<float> KernelsTransform(const at::Tensor& weight, bool flip, int64_t out, int64_t in) {
+// Written to this thread's Scratch::kKernels.
+const float* KernelsTransform(const at::Tensor& weight, bool flip, int64_t out, int64_t in) {
   // Taps (C_out, 3, 3, C_in): input channels innermost, so the transform runs over them.
   const at::Tensor taps =
       (flip ? weight.flip({2, 3}).permute({1, 2, 3, 0}) : weight.permute({0, 2, 3, 1})).contiguous();
-  std::vector<float> u(static_cast<size_t>(kPositions * out * in));
+  float* u = ScratchBuffer(Scratch::kKernels, kPositions * out * in);
   const float* tp = taps.data_ptr<float>();
-  at::parallel_for(0, out, 16, [&](int64_t o0, int64_t o1) { KernelTransform(tp, out, in, o0, o1, u.data()); });
+  at::parallel_for(0, out, 16, [&](int64_t o0, int64_t o1) { KernelTransform(tp, out, in, o0, o1, u); });
   return u;
 }
 
-// One tile's B^T d B at channels c.. (one lane type's width) from its 36 input cells.
+// One tile's B^T d B at channels c.. (one lane type's width) from its 36 input cells: columns
+// straight from the cells, rows straight into V (fewer stack round trips than TwoPass).
 template <typename T>
 inline __attribute__((always_inline)) void InputTileChannels(const float* const d[kPatch][kPatch], int64_t c,
                                                              float* o, int64_t ps) {
-  T cells[kPatch][kPatch], positions[kPatch][kPatch];
-  for (int p = 0; p < kPositions; ++p) cells[p / kPatch][p % kPatch] = Load(d[p / kPatch][p % kPatch] + c, T());
-  TwoPass(cells, positions, [](const T* x, T* y) { InputLine(x, y); });
-  for (int p = 0; p < kPositions; ++p) Store(o + p * ps + c, positions[p / kPatch][p % kPatch]);
+  T t[kPatch][kPatch];  // B^T d
+#pragma GCC unroll 6
+  for (int b = 0; b < kPatch; ++b) {
+    T column[kPatch], out[kPatch];
+#pragma GCC unroll 6
+    for (int a = 0; a < kPatch; ++a) column[a] = Load(d[a][b] + c, T());
+    InputLine(column, out);
+#pragma GCC unroll 6
+    for (int a = 0; a < kPatch; ++a) t[a][b] = out[a];
+  }
+#pragma GCC unroll 6
+  for (int a = 0; a < kPatch; ++a) {
+    T row[kPatch];
+    InputLine(t[a], row);
+#pragma GCC unroll 6
+    for (int b = 0; b < kPatch; ++b) Store(o + (a * kPatch + b) * ps + c, row[b]);
+  }
 }
 
-// One tile's A^T m A plus bias at output channels o.. into its 16 output cells.
+// One tile's A^T m A plus bias at output channels o.. into its 16 output cells: columns straight
+// from M, rows straight into y.
 template <typename T>
 inline __attribute__((always_inline)) void OutputTileChannels(const float* q, int64_t ps, const float* bias,
                                                               int64_t o, float* const dst[kTile][kTile]) {
-  T positions[kPatch][kPatch], cells[kTile][kTile];
-  for (int p = 0; p < kPositions; ++p) positions[p / kPatch][p % kPatch] = Load(q + p * ps + o, T());
-  TwoPass(positions, cells, [](const T* x, T* y) { OutputLine(x, y); });
+  T t[kTile][kPatch];  // A^T m
+#pragma GCC unroll 6
+  for (int b = 0; b < kPatch; ++b) {
+    T column[kPatch], out[kTile];
+#pragma GCC unroll 6
+    for (int a = 0; a < kPatch; ++a) column[a] = Load(q + (a * kPatch + b) * ps + o, T());
+    OutputLine(column, out);
+#pragma GCC unroll 4
+    for (int i = 0; i < kTile; ++i) t[i][b] = out[i];
+  }
   const T bv = Load(bias + o, T());
+#pragma GCC unroll 4
   for (int i = 0; i < kTile; ++i) {
-    for (int j = 0; j < kTile; ++j) Store(dst[i][j] + o, cells[i][j] + bv);
+    T row[kTile];
+    OutputLine(t[i], row);
+#pragma GCC unroll 4
+    for (int j = 0; j < kTile; ++j) Store(dst[i][j] + o, row[j] + bv);
   }
 }
 
-// One output-gradient tile's A dy A^T at channels o.. from its 16 cells.
+// One output-gradient tile's A dy A^T at channels o.. from its 16 cells, rows straight into E.
 template <typename T>
 inline __attribute__((always_inline)) void OutputGradTileChannels(const float* const d[kTile][kTile], int64_t o,
                                                                   float* q, int64_t ps) {
-  T cells[kTile][kTile], positions[kPatch][kPatch];
-  for (int i = 0; i < kTile; ++i) {
-    for (int j = 0; j < kTile; ++j) cells[i][j] = Load(d[i][j] + o, T());
+  T t[kPatch][kTile];  // A dy
+#pragma GCC unroll 4
+  for (int j = 0; j < kTile; ++j) {
+    T column[kTile], out[kPatch];
+#pragma GCC unroll 4
+    for (int i = 0; i < kTile; ++i) column[i] = Load(d[i][j] + o, T());
+    OutputGradLine(column, out);
+#pragma GCC unroll 6
+    for (int a = 0; a < kPatch; ++a) t[a][j] = out[a];
   }
-  TwoPass(cells, positions, [](const T* x, T* y) { OutputGradLine(x, y); });
-  for (int p = 0; p < kPositions; ++p) Store(q + p * ps + o, positions[p / kPatch][p % kPatch]);
+#pragma GCC unroll 6
+  for (int a = 0; a < kPatch; ++a) {
+    T row[kPatch];
+    OutputGradLine(t[a], row);
+#pragma GCC unroll 6
+    for (int b = 0; b < kPatch; ++b) Store(q + (a * kPatch + b) * ps + o, row[b]);
+  }
 }
 
 // V (36, T, C) of the chunk's samples [s0, s1) of x (N, H, W, C channels-last): B^T d B of each
@@ -314,6 +379,154 @@ SKILLGRID_AVX2_CLONES void OutputGradTransform(const float* dy, const Geometry& 
   }
 }
 
+#if SKILLGRID_OWN_PRODUCTS
+// The 36 products per chunk run in an AVX2/FMA micro-kernel of our own rather than OpenBLAS:
+// its sgemm repacked U (2.4 MB for 128 channels) for every 32-tile chunk and zeroed C before
+// each beta-0 product, ~14 % of bow_endpool_res's update on the AVX2 EPYC. Here U is packed once
+// per convolution (PackPanels) and V and E are read where the transforms wrote them.
+#define SKILLGRID_AVX2_FMA __attribute__((target("avx2,fma")))
+
+// Rows x (8 * kVecs) block of C (+)= A B over k: A(r, k) = a[r * a_row + k * a_k], B's row k at
+// b + k * b_k, C's row r at c + r * c_row. kRows * kVecs accumulators stay in registers (at most
+// 12 of AVX2's 16), the rest hold B's row and A's broadcast value.
+template <int kRows, int kVecs>
+SKILLGRID_AVX2_FMA inline __attribute__((always_inline)) void MicroTile(int64_t k_count, const float* a, int64_t a_row,
+                                                                       int64_t a_k, const float* b, int64_t b_k,
+                                                                       float* c, int64_t c_row, bool accumulate) {
+  __m256 acc[kRows][kVecs];
+#pragma GCC unroll 8
+  for (int r = 0; r < kRows; ++r) {
+#pragma GCC unroll 2
+    for (int j = 0; j < kVecs; ++j) acc[r][j] = accumulate ? _mm256_loadu_ps(c + r * c_row + 8 * j) : _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < k_count; ++k) {
+    __m256 row[kVecs];
+#pragma GCC unroll 2
+    for (int j = 0; j < kVecs; ++j) row[j] = _mm256_loadu_ps(b + 8 * j);
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m256 value = _mm256_broadcast_ss(a + r * a_row);
+#pragma GCC unroll 2
+      for (int j = 0; j < kVecs; ++j) acc[r][j] = _mm256_fmadd_ps(value, row[j], acc[r][j]);
+    }
+    a += a_k;
+    b += b_k;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < kRows; ++r) {
+#pragma GCC unroll 2
+    for (int j = 0; j < kVecs; ++j) _mm256_storeu_ps(c + r * c_row + 8 * j, acc[r][j]);
+  }
+}
+
+// Rows of a micro-tile: six (12 accumulators with two vectors), fewer at the edge.
+constexpr int64_t kTileRows = 6;
+// Columns of a panel: two vectors of 8; an edge panel may have one.
+constexpr int64_t kPanelWidth = 16;
+
+// MicroTile for 1..6 rows and 8 or 16 columns.
+SKILLGRID_AVX2_FMA void MicroTileAnySize(int64_t rows, int64_t width, int64_t k_count, const float* a, int64_t a_row,
+                                         int64_t a_k, const float* b, int64_t b_k, float* c, int64_t c_row,
+                                         bool accumulate) {
+#define SKILLGRID_TILE_CASE(R)                                                    \
+  case R:                                                                         \
+    if (width == 16)                                                              \
+      MicroTile<R, 2>(k_count, a, a_row, a_k, b, b_k, c, c_row, accumulate);      \
+    else                                                                          \
+      MicroTile<R, 1>(k_count, a, a_row, a_k, b, b_k, c, c_row, accumulate);      \
+    break;
+  switch (rows) {
+    SKILLGRID_TILE_CASE(1)
+    SKILLGRID_TILE_CASE(2)
+    SKILLGRID_TILE_CASE(3)
+    SKILLGRID_TILE_CASE(4)
+    SKILLGRID_TILE_CASE(5)
+    SKILLGRID_TILE_CASE(6)
+    default:
+      break;
+  }
+#undef SKILLGRID_TILE_CASE
+}
+
+// M_p (t, out) = V_p (t, in) U_p^T at every position, U in PackPanels' layout.
+SKILLGRID_AVX2_FMA void OwnForwardProducts(const float* v, const float* panels, int64_t t, int64_t in, int64_t out,
+                                           float* m) {
+  for (int p = 0; p < kPositions; ++p) {
+    const float* vp = v + p * t * in;
+    float* mp = m + p * t * out;
+    for (int64_t o0 = 0; o0 < out; o0 += kPanelWidth) {
+      const int64_t width = std::min(kPanelWidth, out - o0);
+      const float* panel = panels + (p * out + o0) * in;  // B (in, width): row k holds U_p[o0.., k]
+      for (int64_t r0 = 0; r0 < t; r0 += kTileRows) {
+        MicroTileAnySize(std::min(kTileRows, t - r0), width, in, vp + r0 * in, in, 1, panel, width, mp + r0 * out + o0,
+                         out, false);
+      }
+    }
+  }
+}
+
+// dU_p (out, in) (+)= E_p^T (out, t) V_p (t, in) at every position: sums over the chunk's tiles.
+SKILLGRID_AVX2_FMA void OwnWeightGradProducts(const float* e, const float* v, int64_t t, int64_t in, int64_t out,
+                                              bool accumulate, float* du) {
+  for (int p = 0; p < kPositions; ++p) {
+    const float* ep = e + p * t * out;
+    const float* vp = v + p * t * in;
+    float* dup = du + p * out * in;
+    for (int64_t i0 = 0; i0 < in; i0 += kPanelWidth) {
+      const int64_t width = std::min(kPanelWidth, in - i0);
+      for (int64_t o0 = 0; o0 < out; o0 += kTileRows) {
+        MicroTileAnySize(std::min(kTileRows, out - o0), width, t, ep + o0, 1, out, vp + i0, in, dup + o0 * in + i0, in,
+                         accumulate);
+      }
+    }
+  }
+}
+
+// Whether this CPU runs the own products (AVX2 and FMA).
+bool OwnProductsSupported() {
+  static const bool supported = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return supported;
+}
+
+// Whether the products of a convolution whose vectors run over `width` channels (C_out forward,
+// C_in for the weight gradient) use the own kernel: AVX2/FMA and whole vectors of 8.
+bool UseOwnProducts(int64_t width) { return width % 8 == 0 && OwnProductsSupported(); }
+
+// U (36, out, in) rearranged per position into panels of kPanelWidth output channels (the last
+// may be narrower), each stored (in, width) so that MicroTile reads B's rows contiguously; written
+// to this thread's Scratch::kPanels.
+const float* PackPanels(const float* u, int64_t out, int64_t in) {
+  float* panels = ScratchBuffer(Scratch::kPanels, kPositions * out * in);
+  at::parallel_for(0, kPositions, 4, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      for (int64_t o0 = 0; o0 < out; o0 += kPanelWidth) {
+        const int64_t width = std::min(kPanelWidth, out - o0);
+        float* panel = panels + (p * out + o0) * in;
+        const float* src = u + (p * out + o0) * in;
+        // Written in order; the width rows read stay in L1 across consecutive k.
+        for (int64_t k = 0; k < in; ++k) {
+          for (int64_t j = 0; j < width; ++j) panel[k * width + j] = src[j * in + k];
+        }
+      }
+    }
+  });
+  return panels;
+}
+#else
+// Elsewhere every product runs in the BLAS; these are never called.
+bool UseOwnProducts(int64_t) { return false; }
+const float* PackPanels(const float*, int64_t, int64_t) { return nullptr; }
+void OwnForwardProducts(const float*, const float*, int64_t, int64_t, int64_t, float*) {
+  TORCH_CHECK(false, "WinogradConv3x3Fp32: no own products on this CPU");
+}
+void OwnWeightGradProducts(const float*, const float*, int64_t, int64_t, int64_t, bool, float*) {
+  TORCH_CHECK(false, "WinogradConv3x3Fp32WeightGrad: no own products on this CPU");
+}
+#endif
+
 void CheckGemm(bool ok) {
   TORCH_CHECK(ok, "WinogradConv3x3Fp32: no BLAS library is loaded (check WinogradFp32Preferred first)");
 }
@@ -374,7 +587,7 @@ at::Tensor WinogradConv3x3Fp32(const at::Tensor& x_in, const at::Tensor& weight,
               "WinogradConv3x3Fp32: bias ", bias.sizes(), " for ", out, " output channels");
   const at::Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
   const Geometry g{x.size(0), in, out, x.size(2), x.size(3)};
-  const std::vector<float> u = KernelsTransform(weight, flip_transpose, out, in);
+  const float* u = KernelsTransform(weight, flip_transpose, out, in);
   const std::vector<float> zeros(static_cast<size_t>(std::max(in, out)), 0.0f);
   const at::Tensor b = bias.defined() ? bias.contiguous() : at::Tensor();
   if (y.defined()) {
@@ -388,20 +601,27 @@ at::Tensor WinogradConv3x3Fp32(const at::Tensor& x_in, const at::Tensor& weight,
   const float* xp = x.data_ptr<float>();
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
+  const bool own = UseOwnProducts(out);
+  const float* panels = own ? PackPanels(u, out, in) : nullptr;
+  const int64_t most_tiles = g.samples_per_chunk() * g.tiles_per_sample();
   at::parallel_for(0, g.chunks(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> v, m, spill(static_cast<size_t>(out));
+    float* v = ScratchBuffer(Scratch::kTiles, kPositions * in * most_tiles);
+    float* m = ScratchBuffer(Scratch::kProducts, kPositions * out * most_tiles);
+    std::vector<float> spill(static_cast<size_t>(out));
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t s0 = g.chunk_begin(chunk), s1 = g.chunk_end(chunk);
       const int64_t t = (s1 - s0) * g.tiles_per_sample();
-      v.resize(static_cast<size_t>(kPositions * in * t));
-      m.resize(static_cast<size_t>(kPositions * out * t));
-      InputTransform(xp, g, in, s0, s1, v.data(), zeros.data());
-      for (int p = 0; p < kPositions; ++p) {
-        // M_p (T, out) = V_p (T, in) U_p^T (in, out)
-        CheckGemm(RowMajorGemm(false, true, t, out, in, v.data() + p * t * in, in, u.data() + p * out * in, in, 0.0f,
-                               m.data() + p * t * out, out));
+      InputTransform(xp, g, in, s0, s1, v, zeros.data());
+      if (own) {
+        OwnForwardProducts(v, panels, t, in, out, m);
+      } else {
+        for (int p = 0; p < kPositions; ++p) {
+          // M_p (T, out) = V_p (T, in) U_p^T (in, out)
+          CheckGemm(RowMajorGemm(false, true, t, out, in, v + p * t * in, in, u + p * out * in, in, 0.0f,
+                                 m + p * t * out, out));
+        }
       }
-      OutputTransform(m.data(), g, bp, zeros.data(), s0, s1, spill.data(), yp);
+      OutputTransform(m, g, bp, zeros.data(), s0, s1, spill.data(), yp);
     }
   });
   return y;
@@ -422,26 +642,31 @@ void WinogradConv3x3Fp32WeightGrad(const at::Tensor& x_in, const at::Tensor& dy_
   const int64_t chunks = g.chunks(), groups = std::min(chunks, kMaxGroups);
   const int64_t uk = kPositions * g.out * g.in;
   // Not zeroed: each group's first product overwrites its sums (beta 0), in the group's thread.
-  std::unique_ptr<float[]> partial(new float[static_cast<size_t>(groups * uk)]);
+  float* partial = ScratchBuffer(Scratch::kSums, groups * uk);
   const float* xp = x.data_ptr<float>();
   const float* dyp = dy.data_ptr<float>();
   const std::vector<float> zeros(static_cast<size_t>(std::max(g.in, g.out)), 0.0f);
+  const bool own = UseOwnProducts(g.in);
+  const int64_t most_tiles = g.samples_per_chunk() * g.tiles_per_sample();
   at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> v, e;
+    float* v = ScratchBuffer(Scratch::kTiles, kPositions * g.in * most_tiles);
+    float* e = ScratchBuffer(Scratch::kProducts, kPositions * g.out * most_tiles);
     for (int64_t grp = begin; grp < end; ++grp) {
-      float* du = partial.get() + grp * uk;
+      float* du = partial + grp * uk;
       const int64_t first = grp * chunks / groups;
       for (int64_t chunk = first; chunk < (grp + 1) * chunks / groups; ++chunk) {
         const int64_t s0 = g.chunk_begin(chunk), s1 = g.chunk_end(chunk);
         const int64_t t = (s1 - s0) * g.tiles_per_sample();
-        v.resize(static_cast<size_t>(kPositions * g.in * t));
-        e.resize(static_cast<size_t>(kPositions * g.out * t));
-        InputTransform(xp, g, g.in, s0, s1, v.data(), zeros.data());
-        OutputGradTransform(dyp, g, zeros.data(), s0, s1, e.data());
+        InputTransform(xp, g, g.in, s0, s1, v, zeros.data());
+        OutputGradTransform(dyp, g, zeros.data(), s0, s1, e);
+        if (own) {
+          OwnWeightGradProducts(e, v, t, g.in, g.out, chunk != first, du);
+          continue;
+        }
         for (int p = 0; p < kPositions; ++p) {
           // dU_p (out, in) += E_p^T (out, T) V_p (T, in)
-          CheckGemm(RowMajorGemm(true, false, g.out, g.in, t, e.data() + p * t * g.out, g.out, v.data() + p * t * g.in,
-                                 g.in, chunk == first ? 0.0f : 1.0f, du + p * g.out * g.in, g.in));
+          CheckGemm(RowMajorGemm(true, false, g.out, g.in, t, e + p * t * g.out, g.out, v + p * t * g.in, g.in,
+                                 chunk == first ? 0.0f : 1.0f, du + p * g.out * g.in, g.in));
         }
       }
     }
@@ -453,12 +678,12 @@ void WinogradConv3x3Fp32WeightGrad(const at::Tensor& x_in, const at::Tensor& dy_
   at::parallel_for(0, g.out, 16, [&](int64_t o0, int64_t o1) {
     for (int64_t grp = 1; grp < groups; ++grp) {
       for (int p = 0; p < kPositions; ++p) {
-        float* sum = partial.get() + (p * g.out + o0) * g.in;
+        float* sum = partial + (p * g.out + o0) * g.in;
         const float* add = sum + grp * uk;
         for (int64_t k = 0; k < (o1 - o0) * g.in; ++k) sum[k] += add[k];
       }
     }
-    KernelGradTransform(partial.get(), g.out, g.in, o0, o1, tp);
+    KernelGradTransform(partial, g.out, g.in, o0, o1, tp);
   });
   grad_weight.copy_(taps.permute({0, 3, 1, 2}));
   if (grad_bias.defined()) {

@@ -1,12 +1,14 @@
 // Winograd F(4x4, 3x3) for fp32 3x3 "same" convolutions, on CPUs without bf16 hardware.
 // bow_endpool_res's update is six 128->128 3x3 convolutions on 7x7 maps; in the Winograd
 // domain each is 36 independent products (one per position of a 6x6 tile), 0.33 of a direct
-// convolution's multiplies on 7x7 maps (whose 4x4 output tiles cover 8x8), and each product is
-// a plain BLAS sgemm of tiles x C_in by C_in x C_out, which OpenBLAS runs near its peak, where
-// oneDNN's direct fp32 kernels on an AVX2 CPU reached about half of it. The transforms are
-// portable C++ over channels-last rows, vectorised over channels. F(4x4) replaced F(2x2)
-// (0.58 of the multiplies) after measuring 25 % less time per pass on the AVX2 EPYC; its
-// rounding error, ~2e-6 of the output's scale, is about three times F(2x2)'s.
+// convolution's multiplies on 7x7 maps (whose 4x4 output tiles cover 8x8), where oneDNN's direct
+// fp32 kernels on an AVX2 CPU reached about half of the peak. The products run in an AVX2/FMA
+// micro-kernel of our own (6 x 16 blocks, U packed once per call) when the vectorised channel
+// count is a multiple of 8, else as OpenBLAS sgemm, which repacked U for every chunk; the own
+// kernel made bow_endpool_res's update ~20 % faster on the AVX2 EPYC. The transforms are portable
+// C++ over channels-last rows, vectorised over channels. F(4x4) replaced F(2x2) (0.58 of the
+// multiplies) after measuring 25 % less time per pass; its rounding error, ~2e-6 of the
+// output's scale, is about three times F(2x2)'s.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -30,7 +30,9 @@ struct Shape {
 
 // Full tiles, edge tiles cut in one or both directions, a single cell, few channels, more inputs
 // than outputs and the reverse, maps of three tiles a side, and 40 rows of 7x7 maps (160 tiles:
-// several chunks and gradient groups).
+// several chunks and gradient groups). Where the CPU has AVX2 and FMA, channel counts that are
+// multiples of 8 run the own micro-kernel (with edge tiles of fewer than 6 rows and panels of 8
+// columns), the others OpenBLAS.
 const Shape kShapes[] = {{3, 32, 64, 7, 7},  {2, 5, 3, 5, 6},   {1, 8, 8, 1, 1},
                          {5, 128, 96, 8, 3}, {2, 6, 5, 9, 10}, {40, 16, 24, 7, 7}};
 
@@ -77,7 +79,7 @@ TEST(WinogradConv3x3Fp32, FlippedKernelGivesTheInputGradientAndWeightGradMatches
 
 TEST(WinogradConv3x3Fp32, ResultsDoNotDependOnTheThreadCount) {
   torch::manual_seed(23);
-  // 48 rows of 7x7: 192 tiles, six chunks of 32, so both the forward and the gradient split.
+  // 48 rows of 7x7: 192 tiles, six chunks (five of 36), so both the forward and the gradient split.
   const at::Tensor x = torch::randn({48, 32, 7, 7});
   const at::Tensor dy = torch::randn({48, 16, 7, 7});
   const at::Tensor w = torch::randn({16, 32, 3, 3}) * 0.1;
