@@ -33,16 +33,6 @@ at::Tensor BiasOrEmpty(const at::Tensor& bias, const at::Tensor& like) {
   return bias.defined() ? bias : at::empty({0}, like.options());
 }
 
-// Whether any task block of x runs as fp32 Winograd (WinogradConv3x3Fp32Preferred).
-bool AnyBlockWinogradFp32(const at::Tensor& x, const std::vector<int64_t>& rows_per_task) {
-  int64_t offset = 0;
-  for (const int64_t n : rows_per_task) {
-    if (WinogradConv3x3Fp32Preferred(x.narrow(0, offset, n))) return true;
-    offset += n;
-  }
-  return false;
-}
-
 // One convolution per task over rows already grouped in task blocks, writing into one output
 // (one block when every row shares the kernel). Autograd over split + per-block conv + cat
 // copies every activation and gradient an extra time (the split's backward alone cost more than
@@ -55,22 +45,25 @@ bool AnyBlockWinogradFp32(const at::Tensor& x, const std::vector<int64_t>& rows_
 // (winograd_conv_fp32.h) the operands, output and input gradient are channels-last, the layout
 // its transforms read and write: then the ops between convolutions keep that layout, and
 // neither pass converts a tensor (NCHW here cost four copies per block and ~20 % of an AVX2
-// bow_endpool_res update).
+// bow_endpool_res update). fp32 Winograd takes every block or none, as one call whose blocks
+// share a parallel loop: a rollout step's ~8 rows per task were one chunk (one thread) each.
 struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
                             const at::Tensor& kernels_in, const at::Tensor& biases_in,
                             std::vector<int64_t> rows_per_task, int64_t stride, int64_t padding, bool bf16) {
     const bool same_3x3 = kernels_in.size(3) == 3 && kernels_in.size(4) == 3 && stride == 1 && padding == 1;
-    const bool winograd_fp32 = !bf16 && same_3x3 && AnyBlockWinogradFp32(x_in, rows_per_task);
+    const bool winograd_fp32 = !bf16 && same_3x3 && WinogradConv3x3Fp32Preferred(x_in);
     const bool channels_last = bf16 || winograd_fp32;
     const at::Tensor x = winograd_fp32 ? x_in.contiguous(at::MemoryFormat::ChannelsLast) : ConvOperand(x_in, bf16);
     const at::Tensor kernels = bf16 ? kernels_in.to(at::kBFloat16) : kernels_in;  // (K, C_out, C_in, k, k)
     // (An absent bias arrives as an empty tensor, see BiasOrEmpty.)
     const at::Tensor biases = biases_in.numel() == 0 ? at::Tensor() : bf16 ? biases_in.to(at::kBFloat16) : biases_in;
-    // Winograd blocks write straight into their rows of y; the others are copied there.
-    at::Tensor y = winograd_fp32 ? at::empty({x.size(0), kernels.size(1), x.size(2), x.size(3)},
-                                             x.options().memory_format(at::MemoryFormat::ChannelsLast))
-                                 : at::Tensor();
+    if (winograd_fp32) {
+      const at::Tensor y = WinogradConv3x3Fp32Blocks(x, kernels, biases, rows_per_task, /*flip_transpose=*/false);
+      return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16,
+                           winograd_fp32, y);
+    }
+    at::Tensor y;  // the blocks' outputs are copied into their rows
     int64_t offset = 0;
     for (size_t u = 0; u < rows_per_task.size(); ++u) {
       const auto i = static_cast<int64_t>(u);
@@ -81,10 +74,6 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       at::Tensor out;
       if (bf16 && same_3x3 && WinogradConv3x3Supports(xi, kernels.size(1))) {
         out = WinogradConv3x3(xi, kernels_in[i], bias, /*flip_transpose=*/false);
-      } else if (winograd_fp32 && WinogradConv3x3Fp32Preferred(xi)) {
-        WinogradConv3x3Fp32(xi, kernels[i], bias, /*flip_transpose=*/false, y.narrow(0, offset, n));
-        offset += n;
-        continue;
       } else {
         out = at::conv2d(xi, kernels[i], bias, {stride, stride}, {padding, padding});
       }
@@ -145,8 +134,24 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
     // calls the forward (CPU only: not measured against cuDNN).
     const bool same_3x3 = kernels.size(3) == 3 && kernels.size(4) == 3 && stride == 1 && padding == 1;
     const bool flipped = bf16 && same_3x3 && x.device().is_cpu();
-    // fp32 blocks whose forward ran as Winograd: both gradients too (winograd_conv_fp32.h).
-    const bool winograd_fp32 = !bf16 && same_3x3 && WinogradConv3x3Fp32Supports(grad_y);
+    if (!bf16 && channels_last) {
+      // The forward ran as fp32 Winograd (its only channels-last fp32 case): both gradients too.
+      WinogradConv3x3Fp32Blocks(grad_y, kernels, at::Tensor(), rows, /*flip_transpose=*/true, grad_x);
+      int64_t offset = 0;
+      for (size_t u = 0; u < rows.size(); ++u) {
+        const auto i = static_cast<int64_t>(u);
+        const int64_t n = rows[u];
+        if (n == 0) {  // a block without rows contributes nothing
+          grad_k[i].zero_();
+          if (has_bias) grad_b[i].zero_();
+          continue;
+        }
+        WinogradConv3x3Fp32WeightGrad(x.narrow(0, offset, n), grad_y.narrow(0, offset, n), grad_k[i],
+                                      has_bias ? grad_b[i] : at::Tensor());
+        offset += n;
+      }
+      return {grad_x, grad_k, grad_b, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
     at::Tensor flipped_kernels;  // built on first use: not when every block's input gradient is Winograd
     int64_t offset = 0;
     for (size_t u = 0; u < rows.size(); ++u) {
@@ -160,12 +165,6 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       const bool winograd_w = flipped && WinogradConv3x3Supports(xi, gy.size(1));
       const bool own_w = amx || winograd_w;
       at::Tensor gx, gw, gb;
-      if (winograd_fp32 && WinogradConv3x3Fp32Preferred(xi)) {  // as the forward chose
-        WinogradConv3x3Fp32(gy, kernels[i], at::Tensor(), /*flip_transpose=*/true, grad_x.narrow(0, offset, n));
-        WinogradConv3x3Fp32WeightGrad(xi, gy, grad_k[i], has_bias ? grad_b[i] : at::Tensor());
-        offset += n;
-        continue;
-      }
       if (!flipped || !own_w) {
         std::tie(gx, gw, gb) = at::convolution_backward(
             bf16 ? gy : gy.contiguous(), xi, kernels[i],

@@ -38,6 +38,10 @@ constexpr int64_t kTilesPerChunk = 36;
 constexpr int64_t kMinTiles = 64;
 // Chunk groups whose weight-gradient partial sums are added in order at the end.
 constexpr int64_t kMaxGroups = 4;
+// The own products' micro-tiles: six rows (12 accumulators with two vectors), fewer at the edge,
+// by a panel of two vectors of 8 columns; an edge panel may have one.
+constexpr int64_t kTileRows = 6;
+constexpr int64_t kPanelWidth = 16;
 
 // The transforms' loops run over channels, 8 at a time in GCC vector types (a scalar tail for the
 // rest); each is compiled twice, for AVX2 and for the baseline, and picked on first call.
@@ -71,11 +75,11 @@ struct Geometry {
   int64_t chunk_end(int64_t c) const { return std::min(n, chunk_begin(c) + samples_per_chunk()); }
 };
 
-// Scratch kept per thread between calls: U, its panels, V, M (or E) and the gradient sums, several
+// Scratch kept per thread between calls: U (either layout), V, M (or E) and the gradient sums, several
 // MB each with 128 channels, allocated afresh on every call cost page faults and the kernel's
-// page zeroing (~6 % of bow_endpool_res's update on the AVX2 EPYC). Buffers only grow; the
-// calling thread holds at most ~16 MB, each worker ~1.3 MB.
-enum class Scratch { kKernels, kPanels, kTiles, kProducts, kSums, kCount };
+// page zeroing (~6 % of bow_endpool_res's update on the AVX2 EPYC). Buffers only grow: with 128
+// channels the calling thread holds 2.4 MB of U per block and 9.4 MB of sums, each worker 1.3 MB.
+enum class Scratch { kKernels, kTiles, kProducts, kSums, kCount };
 
 // This thread's buffer `slot`, at least `floats` long; contents undefined.
 float* ScratchBuffer(Scratch slot, int64_t floats) {
@@ -198,6 +202,23 @@ SKILLGRID_AVX2_CLONES void KernelTransform(const float* taps, int64_t out, int64
   }
 }
 
+// U of input channels [i0, i1) straight into the own products' panels (KernelsTransformToPanels), from taps
+// (C_in, 9, C_out): vectorised over output channels, so each position's 8 values are contiguous
+// in their panel. C_out must be a multiple of 8 (as UseOwnProducts requires).
+SKILLGRID_AVX2_CLONES void KernelPanelsTransform(const float* taps, int64_t out, int64_t in, int64_t i0, int64_t i1,
+                                                 float* panels) {
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t o = 0; o + kLanes <= out; o += kLanes) {
+      F8 tap[3][3], positions[kPatch][kPatch];
+      for (int k = 0; k < 9; ++k) tap[k / 3][k % 3] = Load(taps + (i * 9 + k) * out + o, F8());
+      TwoPass(tap, positions, [](const F8* x, F8* y) { KernelLine(x, y); });
+      const int64_t o0 = o / kPanelWidth * kPanelWidth, width = std::min(kPanelWidth, out - o0);
+      float* dst = panels + o0 * in + i * width + (o - o0);
+      for (int p = 0; p < kPositions; ++p) Store(dst + p * out * in, positions[p / kPatch][p % kPatch]);
+    }
+  }
+}
+
 // The inverse direction for the weight gradient: taps (C_out, 9, C_in) of output channels
 // [o0, o1) from dU (36, C_out, C_in).
 SKILLGRID_AVX2_CLONES void KernelGradTransform(const float* du, int64_t out, int64_t in, int64_t o0, int64_t o1,
@@ -209,17 +230,34 @@ SKILLGRID_AVX2_CLONES void KernelGradTransform(const float* du, int64_t out, int
   }
 }
 
-// U (36, C_out, C_in): every kernel of weight (C_out, C_in, 3, 3) transformed; with `flip` the
-// kernel for (o, i) is weight[i][o] rotated by 180 degrees (weight then (C_in', C_out', 3, 3)).
-// Written to this thread's Scratch::kKernels.
-const float* KernelsTransform(const at::Tensor& weight, bool flip, int64_t out, int64_t in) {
-  // Taps (C_out, 3, 3, C_in): input channels innermost, so the transform runs over them.
-  const at::Tensor taps =
-      (flip ? weight.flip({2, 3}).permute({1, 2, 3, 0}) : weight.permute({0, 2, 3, 1})).contiguous();
-  float* u = ScratchBuffer(Scratch::kKernels, kPositions * out * in);
+// Taps of kernels (K, C_out, C_in, 3, 3), or with `flip` of kernels (K, C_in', C_out', 3, 3) used
+// transposed in channels and rotated by 180 degrees, laid out for the kernel transforms: (K, C_out,
+// 3, 3, C_in) for KernelTransform (`inner_out` false), (K, C_in, 3, 3, C_out) for
+// KernelPanelsTransform.
+at::Tensor KernelTaps(const at::Tensor& kernels, bool flip, bool inner_out) {
+  // Dimensions 1 and 2 as (output, input) channels of the kernel used.
+  const at::Tensor used = flip ? kernels.flip({3, 4}).transpose(1, 2) : kernels;
+  return (inner_out ? used.permute({0, 2, 3, 4, 1}) : used.permute({0, 1, 3, 4, 2})).contiguous();
+}
+
+// U of every block's kernel into u (K blocks of 36 x C_out x C_in): (36, C_out, C_in) per block for
+// the BLAS products, or the own products' panels (KernelPanelsTransform) with `panels`.
+void KernelsTransform(const at::Tensor& kernels, bool flip, bool panels, int64_t out, int64_t in, float* u) {
+  const at::Tensor taps = KernelTaps(kernels, flip, panels);
   const float* tp = taps.data_ptr<float>();
-  at::parallel_for(0, out, 16, [&](int64_t o0, int64_t o1) { KernelTransform(tp, out, in, o0, o1, u); });
-  return u;
+  const int64_t blocks = kernels.size(0), per_block = kPositions * out * in;
+  const int64_t rows = panels ? in : out;  // the channels the work splits over
+  at::parallel_for(0, blocks * rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin / rows; k * rows < end; ++k) {
+      const int64_t r0 = std::max(begin, k * rows) - k * rows, r1 = std::min(end, (k + 1) * rows) - k * rows;
+      const float* block_taps = tp + k * 9 * out * in;
+      if (panels) {
+        KernelPanelsTransform(block_taps, out, in, r0, r1, u + k * per_block);
+      } else {
+        KernelTransform(block_taps, out, in, r0, r1, u + k * per_block);
+      }
+    }
+  });
 }
 
 // One tile's B^T d B at channels c.. (one lane type's width) from its 36 input cells: columns
@@ -383,7 +421,7 @@ SKILLGRID_AVX2_CLONES void OutputGradTransform(const float* dy, const Geometry& 
 // The 36 products per chunk run in an AVX2/FMA micro-kernel of our own rather than OpenBLAS:
 // its sgemm repacked U (2.4 MB for 128 channels) for every 32-tile chunk and zeroed C before
 // each beta-0 product, ~14 % of bow_endpool_res's update on the AVX2 EPYC. Here U is packed once
-// per convolution (PackPanels) and V and E are read where the transforms wrote them.
+// per convolution (KernelsTransformToPanels) and V and E are read where the transforms wrote them.
 #define SKILLGRID_AVX2_FMA __attribute__((target("avx2,fma")))
 
 // Rows x (8 * kVecs) block of C (+)= A B over k: A(r, k) = a[r * a_row + k * a_k], B's row k at
@@ -419,11 +457,6 @@ SKILLGRID_AVX2_FMA inline __attribute__((always_inline)) void MicroTile(int64_t 
   }
 }
 
-// Rows of a micro-tile: six (12 accumulators with two vectors), fewer at the edge.
-constexpr int64_t kTileRows = 6;
-// Columns of a panel: two vectors of 8; an edge panel may have one.
-constexpr int64_t kPanelWidth = 16;
-
 // MicroTile for 1..6 rows and 8 or 16 columns.
 SKILLGRID_AVX2_FMA void MicroTileAnySize(int64_t rows, int64_t width, int64_t k_count, const float* a, int64_t a_row,
                                          int64_t a_k, const float* b, int64_t b_k, float* c, int64_t c_row,
@@ -448,7 +481,7 @@ SKILLGRID_AVX2_FMA void MicroTileAnySize(int64_t rows, int64_t width, int64_t k_
 #undef SKILLGRID_TILE_CASE
 }
 
-// M_p (t, out) = V_p (t, in) U_p^T at every position, U in PackPanels' layout.
+// M_p (t, out) = V_p (t, in) U_p^T at every position, U in KernelsTransformToPanels' layout.
 SKILLGRID_AVX2_FMA void OwnForwardProducts(const float* v, const float* panels, int64_t t, int64_t in, int64_t out,
                                            float* m) {
   for (int p = 0; p < kPositions; ++p) {
@@ -495,30 +528,9 @@ bool OwnProductsSupported() {
 // C_in for the weight gradient) use the own kernel: AVX2/FMA and whole vectors of 8.
 bool UseOwnProducts(int64_t width) { return width % 8 == 0 && OwnProductsSupported(); }
 
-// U (36, out, in) rearranged per position into panels of kPanelWidth output channels (the last
-// may be narrower), each stored (in, width) so that MicroTile reads B's rows contiguously; written
-// to this thread's Scratch::kPanels.
-const float* PackPanels(const float* u, int64_t out, int64_t in) {
-  float* panels = ScratchBuffer(Scratch::kPanels, kPositions * out * in);
-  at::parallel_for(0, kPositions, 4, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      for (int64_t o0 = 0; o0 < out; o0 += kPanelWidth) {
-        const int64_t width = std::min(kPanelWidth, out - o0);
-        float* panel = panels + (p * out + o0) * in;
-        const float* src = u + (p * out + o0) * in;
-        // Written in order; the width rows read stay in L1 across consecutive k.
-        for (int64_t k = 0; k < in; ++k) {
-          for (int64_t j = 0; j < width; ++j) panel[k * width + j] = src[j * in + k];
-        }
-      }
-    }
-  });
-  return panels;
-}
 #else
 // Elsewhere every product runs in the BLAS; these are never called.
 bool UseOwnProducts(int64_t) { return false; }
-const float* PackPanels(const float*, int64_t, int64_t) { return nullptr; }
 void OwnForwardProducts(const float*, const float*, int64_t, int64_t, int64_t, float*) {
   TORCH_CHECK(false, "WinogradConv3x3Fp32: no own products on this CPU");
 }
@@ -573,23 +585,38 @@ bool WinogradConv3x3Fp32Preferred(const at::Tensor& x) {
   return g.n * g.tiles_per_sample() >= kMinTiles;
 }
 
-at::Tensor WinogradConv3x3Fp32(const at::Tensor& x_in, const at::Tensor& weight, const at::Tensor& bias,
-                               bool flip_transpose, at::Tensor y) {
+at::Tensor WinogradConv3x3Fp32(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                               bool flip_transpose, at::Tensor out) {
+  TORCH_CHECK(WinogradConv3x3Fp32Supports(x), "WinogradConv3x3Fp32: x must be 4-D non-empty fp32 on CPU, got ",
+              x.sizes(), " ", x.scalar_type(), " on ", x.device());
+  TORCH_CHECK(weight.dim() == 4, "WinogradConv3x3Fp32: weight ", weight.sizes(), " must be 4-D");
+  return WinogradConv3x3Fp32Blocks(x, weight.unsqueeze(0), bias.defined() ? bias.reshape({1, -1}) : bias, {x.size(0)},
+                                   flip_transpose, out);
+}
+
+at::Tensor WinogradConv3x3Fp32Blocks(const at::Tensor& x_in, const at::Tensor& kernels, const at::Tensor& biases,
+                                     const std::vector<int64_t>& rows_per_block, bool flip_transpose, at::Tensor y) {
   TORCH_CHECK(WinogradConv3x3Fp32Supports(x_in), "WinogradConv3x3Fp32: x must be 4-D non-empty fp32 on CPU, got ",
               x_in.sizes(), " ", x_in.scalar_type(), " on ", x_in.device());
-  const int64_t out = flip_transpose ? weight.size(1) : weight.size(0);
-  const int64_t in = flip_transpose ? weight.size(0) : weight.size(1);
-  TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3 && in == x_in.size(1) &&
-                  weight.scalar_type() == at::kFloat,
-              "WinogradConv3x3Fp32: weight ", weight.sizes(), " (", weight.scalar_type(), ", flip_transpose ",
-              flip_transpose, ") does not fit input ", x_in.sizes());
-  TORCH_CHECK(!bias.defined() || (bias.numel() == out && bias.scalar_type() == at::kFloat),
-              "WinogradConv3x3Fp32: bias ", bias.sizes(), " for ", out, " output channels");
+  TORCH_CHECK(kernels.dim() == 5 && kernels.size(3) == 3 && kernels.size(4) == 3 &&
+                  kernels.scalar_type() == at::kFloat &&
+                  (flip_transpose ? kernels.size(1) : kernels.size(2)) == x_in.size(1) &&
+                  kernels.size(0) == static_cast<int64_t>(rows_per_block.size()),
+              "WinogradConv3x3Fp32: kernels ", kernels.sizes(), " (", kernels.scalar_type(), ", flip_transpose ",
+              flip_transpose, ") do not fit input ", x_in.sizes(), " in ", rows_per_block.size(), " blocks");
+  const int64_t blocks = kernels.size(0);
+  const int64_t out = flip_transpose ? kernels.size(2) : kernels.size(1);
+  const int64_t in = x_in.size(1);
+  TORCH_CHECK(!biases.defined() || (biases.numel() == blocks * out && biases.scalar_type() == at::kFloat),
+              "WinogradConv3x3Fp32: bias ", biases.sizes(), " for ", blocks, " blocks of ", out, " output channels");
+  int64_t total_rows = 0;
+  for (const int64_t n : rows_per_block) {
+    TORCH_CHECK(n >= 0, "WinogradConv3x3Fp32: negative block of ", n, " rows");
+    total_rows += n;
+  }
+  TORCH_CHECK(total_rows == x_in.size(0), "WinogradConv3x3Fp32: blocks of ", total_rows, " rows for x ", x_in.sizes());
   const at::Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
   const Geometry g{x.size(0), in, out, x.size(2), x.size(3)};
-  const float* u = KernelsTransform(weight, flip_transpose, out, in);
-  const std::vector<float> zeros(static_cast<size_t>(std::max(in, out)), 0.0f);
-  const at::Tensor b = bias.defined() ? bias.contiguous() : at::Tensor();
   if (y.defined()) {
     TORCH_CHECK(y.sizes() == at::IntArrayRef({g.n, out, g.h, g.w}) && y.scalar_type() == at::kFloat &&
                     y.device().is_cpu() && y.is_contiguous(at::MemoryFormat::ChannelsLast),
@@ -598,30 +625,50 @@ at::Tensor WinogradConv3x3Fp32(const at::Tensor& x_in, const at::Tensor& weight,
   } else {
     y = at::empty({g.n, out, g.h, g.w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   }
+  const bool own = UseOwnProducts(out);
+  // Every block's U, in the layout its products read.
+  const int64_t per_block = kPositions * out * in;
+  float* u = ScratchBuffer(Scratch::kKernels, blocks * per_block);
+  KernelsTransform(kernels.contiguous(), flip_transpose, own, out, in, u);
+  const std::vector<float> zeros(static_cast<size_t>(std::max(in, out)), 0.0f);
+  const at::Tensor b = biases.defined() ? biases.reshape({blocks, out}).contiguous() : at::Tensor();
+  // Work items: each block's chunks (samples [s0, s1) of x), all in one parallel loop.
+  struct Item {
+    int64_t block, s0, s1;
+  };
+  std::vector<Item> items;
+  int64_t offset = 0;
+  for (int64_t k = 0; k < blocks; ++k) {
+    const int64_t end = offset + rows_per_block[static_cast<size_t>(k)];
+    for (int64_t s0 = offset; s0 < end; s0 += g.samples_per_chunk()) {
+      items.push_back({k, s0, std::min(end, s0 + g.samples_per_chunk())});
+    }
+    offset = end;
+  }
   const float* xp = x.data_ptr<float>();
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  const bool own = UseOwnProducts(out);
-  const float* panels = own ? PackPanels(u, out, in) : nullptr;
   const int64_t most_tiles = g.samples_per_chunk() * g.tiles_per_sample();
-  at::parallel_for(0, g.chunks(), 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, static_cast<int64_t>(items.size()), 1, [&](int64_t begin, int64_t end) {
     float* v = ScratchBuffer(Scratch::kTiles, kPositions * in * most_tiles);
     float* m = ScratchBuffer(Scratch::kProducts, kPositions * out * most_tiles);
     std::vector<float> spill(static_cast<size_t>(out));
-    for (int64_t chunk = begin; chunk < end; ++chunk) {
-      const int64_t s0 = g.chunk_begin(chunk), s1 = g.chunk_end(chunk);
-      const int64_t t = (s1 - s0) * g.tiles_per_sample();
-      InputTransform(xp, g, in, s0, s1, v, zeros.data());
+    for (int64_t i = begin; i < end; ++i) {
+      const Item& item = items[static_cast<size_t>(i)];
+      const int64_t t = (item.s1 - item.s0) * g.tiles_per_sample();
+      const float* uk = u + item.block * per_block;
+      InputTransform(xp, g, in, item.s0, item.s1, v, zeros.data());
       if (own) {
-        OwnForwardProducts(v, panels, t, in, out, m);
+        OwnForwardProducts(v, uk, t, in, out, m);
       } else {
         for (int p = 0; p < kPositions; ++p) {
           // M_p (T, out) = V_p (T, in) U_p^T (in, out)
-          CheckGemm(RowMajorGemm(false, true, t, out, in, v + p * t * in, in, u + p * out * in, in, 0.0f,
+          CheckGemm(RowMajorGemm(false, true, t, out, in, v + p * t * in, in, uk + p * out * in, in, 0.0f,
                                  m + p * t * out, out));
         }
       }
-      OutputTransform(m, g, bp, zeros.data(), s0, s1, spill.data(), yp);
+      OutputTransform(m, g, bp != nullptr ? bp + item.block * out : nullptr, zeros.data(), item.s0, item.s1,
+                      spill.data(), yp);
     }
   });
   return y;

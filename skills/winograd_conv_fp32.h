@@ -11,6 +11,8 @@
 // output's scale, is about three times F(2x2)'s.
 #pragma once
 
+#include <vector>
+
 #include <ATen/core/Tensor.h>
 
 namespace skillgrid::skills {
@@ -49,6 +51,16 @@ bool WinogradConv3x3Fp32Supports(const at::Tensor& x);
 /// block of a larger output), else into a new tensor. Results do not depend on the thread count.
 at::Tensor WinogradConv3x3Fp32(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                                bool flip_transpose, at::Tensor out = at::Tensor());
+
+/// WinogradConv3x3Fp32 for rows grouped in blocks, each with its own kernel: rows [o_k, o_k +
+/// rows_per_block[k]) of x (o_k the rows before block k) are convolved with kernels[k] (kernels
+/// (K, C_out, C_in, 3, 3), or (K, C_in', C_out', 3, 3) with `flip_transpose`) plus biases[k]
+/// (biases (K, C_out) or undefined) into the same rows of the result. All blocks' chunks share
+/// one parallel loop, so blocks too small to split (a rollout step's few rows per task) still
+/// use every thread. Same results as one WinogradConv3x3Fp32 call per block.
+at::Tensor WinogradConv3x3Fp32Blocks(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& biases,
+                                     const std::vector<int64_t>& rows_per_block, bool flip_transpose,
+                                     at::Tensor out = at::Tensor());
 
 /// Weight and bias gradients of y = conv(x, w) + b (3x3, stride 1, padding 1) from x (N, C_in,
 /// H, W) and dy (N, C_out, H, W), fp32: writes grad_weight (C_out, C_in, 3, 3) and grad_bias

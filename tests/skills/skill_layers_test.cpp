@@ -203,10 +203,10 @@ TEST(SkillConv2d, WithoutAutogradThePatchFormEqualsPerTaskConvolutions) {
 }
 
 TEST(SkillConv2d, Fp32WinogradBlocksRunChannelsLastAndMatchTheDirectConvolution) {
-  // With fp32 Winograd preferred (the AVX2 default), a mixed batch whose large task blocks run as
-  // Winograd returns a channels-last output and takes a channels-last gradient, so the ops
-  // between convolutions keep that layout; values and every gradient equal the direct (oneDNN)
-  // path's, also for a block too small for Winograd (task 2: 3 rows) in the same call.
+  // With fp32 Winograd preferred (the AVX2 default), a batch of task blocks (20, 17 and 3 rows)
+  // runs as one blocked Winograd call, returns a channels-last output and takes a channels-last
+  // gradient, so the ops between convolutions keep that layout; values and every gradient equal
+  // the direct (oneDNN) path's, also for the block of 3 rows, too small to run alone.
   torch::manual_seed(6);
   SkillConv2d conv(SkillConv2dOptions(16, 16, 3).padding(1).skills(SkillInventoryOptions::LowRank(2)).routing(
       RouterOptions::Poly(3, 3)));

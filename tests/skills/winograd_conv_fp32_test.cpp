@@ -77,6 +77,43 @@ TEST(WinogradConv3x3Fp32, FlippedKernelGivesTheInputGradientAndWeightGradMatches
   }
 }
 
+TEST(WinogradConv3x3Fp32, BlocksGiveEachBlockItsOwnKernelsResult) {
+  // Blocks of 10, 0, 3 and 14 rows (one chunk and a bit, none, less than a chunk, two chunks)
+  // in one call equal one call per block, bit for bit, with biases, flipped, and with 12 output
+  // channels (not a multiple of 8: the BLAS products).
+  torch::manual_seed(24);
+  const std::vector<int64_t> rows = {10, 0, 3, 14};
+  for (const int64_t out : {16, 12}) {
+    const at::Tensor x = torch::randn({27, 8, 7, 7});
+    const at::Tensor kernels = torch::randn({4, out, 8, 3, 3}) * 0.1;
+    const at::Tensor biases = torch::randn({4, out});
+    const at::Tensor y = WinogradConv3x3Fp32Blocks(x, kernels, biases, rows, /*flip_transpose=*/false);
+    const at::Tensor dy = torch::randn({27, out, 7, 7});
+    const at::Tensor dx = WinogradConv3x3Fp32Blocks(dy, kernels, at::Tensor(), rows, /*flip_transpose=*/true);
+    EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
+    int64_t offset = 0;
+    for (size_t k = 0; k < rows.size(); ++k) {
+      const int64_t n = rows[k];
+      if (n > 0) {
+        const auto i = static_cast<int64_t>(k);
+        EXPECT_TRUE(torch::equal(y.narrow(0, offset, n),
+                                 WinogradConv3x3Fp32(x.narrow(0, offset, n), kernels[i], biases[i], false)))
+            << "block " << k << ", " << out << " channels";
+        EXPECT_TRUE(torch::equal(dx.narrow(0, offset, n),
+                                 WinogradConv3x3Fp32(dy.narrow(0, offset, n), kernels[i], {}, true)))
+            << "flipped block " << k << ", " << out << " channels";
+      }
+      offset += n;
+    }
+  }
+  const at::Tensor x = torch::randn({5, 8, 7, 7});
+  const at::Tensor kernels = torch::randn({2, 8, 8, 3, 3});
+  EXPECT_THROW(WinogradConv3x3Fp32Blocks(x, kernels, {}, {2, 2}, false), c10::Error);     // 4 rows of 5
+  EXPECT_THROW(WinogradConv3x3Fp32Blocks(x, kernels, {}, {5}, false), c10::Error);        // 1 block, 2 kernels
+  EXPECT_THROW(WinogradConv3x3Fp32Blocks(x, kernels, {}, {6, -1}, false), c10::Error);    // negative block
+  EXPECT_THROW(WinogradConv3x3Fp32Blocks(x, kernels, torch::randn({2, 7}), {2, 3}, false), c10::Error);
+}
+
 TEST(WinogradConv3x3Fp32, ResultsDoNotDependOnTheThreadCount) {
   torch::manual_seed(23);
   // 48 rows of 7x7: 192 tiles, six chunks (five of 36), so both the forward and the gradient split.
