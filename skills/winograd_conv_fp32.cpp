@@ -156,18 +156,29 @@ inline __attribute__((always_inline)) void OutputGradLine(const T d[4], T e[6]) 
   e[5] = d[3];
 }
 
-// L x L^T for a one-dimensional transform L (`line`, kIn values to kOut): `line` on each
-// column of the kIn x kIn tile x, then on each row of the result.
-template <int kIn, int kOut, typename T, typename Line>
-inline __attribute__((always_inline)) void TwoPass(const T (&x)[kIn][kIn], T (&y)[kOut][kOut], Line line) {
+// L x L^T for a one-dimensional transform L (`line`, kIn values to kOut): `line` on each column of
+// the kIn x kIn input, whose cell (a, b) is load(a, b), then on each row of the result, whose
+// cell (a, b) goes to store(a, b, value). Loads and stores go straight to memory: staging whole
+// tiles in arrays made the input transform take ~1.7x as long (AVX2 EPYC profile).
+template <int kIn, int kOut, typename T, typename LoadCell, typename Line, typename StoreCell>
+inline __attribute__((always_inline)) void TwoPass(LoadCell load, Line line, StoreCell store) {
   T t[kOut][kIn];  // L x
+#pragma GCC unroll 6
   for (int b = 0; b < kIn; ++b) {
     T column[kIn], out[kOut];
-    for (int a = 0; a < kIn; ++a) column[a] = x[a][b];
+#pragma GCC unroll 6
+    for (int a = 0; a < kIn; ++a) column[a] = load(a, b);
     line(column, out);
+#pragma GCC unroll 6
     for (int a = 0; a < kOut; ++a) t[a][b] = out[a];
   }
-  for (int a = 0; a < kOut; ++a) line(t[a], y[a]);
+#pragma GCC unroll 6
+  for (int a = 0; a < kOut; ++a) {
+    T row[kOut];
+    line(t[a], row);
+#pragma GCC unroll 6
+    for (int b = 0; b < kOut; ++b) store(a, b, row[b]);
+  }
 }
 
 // (G g G^T) of the kernels at input channels i..: g[k * in + i] is tap k (row-major 3x3) of
@@ -175,10 +186,9 @@ inline __attribute__((always_inline)) void TwoPass(const T (&x)[kIn][kIn], T (&y
 template <typename T>
 inline __attribute__((always_inline)) void KernelChannels(const float* g, int64_t in, int64_t i, float* u,
                                                           int64_t ps) {
-  T taps[3][3], positions[kPatch][kPatch];
-  for (int k = 0; k < 9; ++k) taps[k / 3][k % 3] = Load(g + k * in + i, T());
-  TwoPass(taps, positions, [](const T* x, T* y) { KernelLine(x, y); });
-  for (int p = 0; p < kPositions; ++p) Store(u + p * ps + i, positions[p / kPatch][p % kPatch]);
+  TwoPass<3, kPatch, T>([&](int a, int b) { return Load(g + (a * 3 + b) * in + i, T()); },
+                        [](const T* x, T* y) { KernelLine(x, y); },
+                        [&](int a, int b, T v) { Store(u + (a * kPatch + b) * ps + i, v); });
 }
 
 // G^T dU G of the kernels at input channels i.. from their 36 positions u[p * ps + i]; writes
@@ -186,10 +196,9 @@ inline __attribute__((always_inline)) void KernelChannels(const float* g, int64_
 template <typename T>
 inline __attribute__((always_inline)) void KernelGradChannels(const float* u, int64_t ps, int64_t in, int64_t i,
                                                               float* dw) {
-  T positions[kPatch][kPatch], taps[3][3];
-  for (int p = 0; p < kPositions; ++p) positions[p / kPatch][p % kPatch] = Load(u + p * ps + i, T());
-  TwoPass(positions, taps, [](const T* x, T* y) { KernelGradLine(x, y); });
-  for (int k = 0; k < 9; ++k) Store(dw + k * in + i, taps[k / 3][k % 3]);
+  TwoPass<kPatch, 3, T>([&](int a, int b) { return Load(u + (a * kPatch + b) * ps + i, T()); },
+                        [](const T* x, T* y) { KernelGradLine(x, y); },
+                        [&](int a, int b, T v) { Store(dw + (a * 3 + b) * in + i, v); });
 }
 
 // U (36, C_out, C_in) of output channels [o0, o1) from taps (C_out, 9, C_in).
@@ -202,19 +211,18 @@ SKILLGRID_AVX2_CLONES void KernelTransform(const float* taps, int64_t out, int64
   }
 }
 
-// U of input channels [i0, i1) straight into the own products' panels (KernelsTransformToPanels), from taps
-// (C_in, 9, C_out): vectorised over output channels, so each position's 8 values are contiguous
+// U of input channels [i0, i1) straight into the own products' panels (KernelsTransform), from
+// taps (C_in, 9, C_out): vectorised over output channels, so each position's 8 values are contiguous
 // in their panel. C_out must be a multiple of 8 (as UseOwnProducts requires).
 SKILLGRID_AVX2_CLONES void KernelPanelsTransform(const float* taps, int64_t out, int64_t in, int64_t i0, int64_t i1,
                                                  float* panels) {
   for (int64_t i = i0; i < i1; ++i) {
     for (int64_t o = 0; o + kLanes <= out; o += kLanes) {
-      F8 tap[3][3], positions[kPatch][kPatch];
-      for (int k = 0; k < 9; ++k) tap[k / 3][k % 3] = Load(taps + (i * 9 + k) * out + o, F8());
-      TwoPass(tap, positions, [](const F8* x, F8* y) { KernelLine(x, y); });
       const int64_t o0 = o / kPanelWidth * kPanelWidth, width = std::min(kPanelWidth, out - o0);
       float* dst = panels + o0 * in + i * width + (o - o0);
-      for (int p = 0; p < kPositions; ++p) Store(dst + p * out * in, positions[p / kPatch][p % kPatch]);
+      TwoPass<3, kPatch, F8>([&](int a, int b) { return Load(taps + (i * 9 + a * 3 + b) * out + o, F8()); },
+                             [](const F8* x, F8* y) { KernelLine(x, y); },
+                             [&](int a, int b, F8 v) { Store(dst + (a * kPatch + b) * out * in, v); });
     }
   }
 }
@@ -260,76 +268,32 @@ void KernelsTransform(const at::Tensor& kernels, bool flip, bool panels, int64_t
   });
 }
 
-// One tile's B^T d B at channels c.. (one lane type's width) from its 36 input cells: columns
-// straight from the cells, rows straight into V (fewer stack round trips than TwoPass).
+// One tile's B^T d B at channels c.. (one lane type's width) from its 36 input cells into V.
 template <typename T>
 inline __attribute__((always_inline)) void InputTileChannels(const float* const d[kPatch][kPatch], int64_t c,
                                                              float* o, int64_t ps) {
-  T t[kPatch][kPatch];  // B^T d
-#pragma GCC unroll 6
-  for (int b = 0; b < kPatch; ++b) {
-    T column[kPatch], out[kPatch];
-#pragma GCC unroll 6
-    for (int a = 0; a < kPatch; ++a) column[a] = Load(d[a][b] + c, T());
-    InputLine(column, out);
-#pragma GCC unroll 6
-    for (int a = 0; a < kPatch; ++a) t[a][b] = out[a];
-  }
-#pragma GCC unroll 6
-  for (int a = 0; a < kPatch; ++a) {
-    T row[kPatch];
-    InputLine(t[a], row);
-#pragma GCC unroll 6
-    for (int b = 0; b < kPatch; ++b) Store(o + (a * kPatch + b) * ps + c, row[b]);
-  }
+  TwoPass<kPatch, kPatch, T>([&](int a, int b) { return Load(d[a][b] + c, T()); },
+                             [](const T* x, T* y) { InputLine(x, y); },
+                             [&](int a, int b, T v) { Store(o + (a * kPatch + b) * ps + c, v); });
 }
 
-// One tile's A^T m A plus bias at output channels o.. into its 16 output cells: columns straight
-// from M, rows straight into y.
+// One tile's A^T m A plus bias at output channels o.. into its 16 output cells.
 template <typename T>
 inline __attribute__((always_inline)) void OutputTileChannels(const float* q, int64_t ps, const float* bias,
                                                               int64_t o, float* const dst[kTile][kTile]) {
-  T t[kTile][kPatch];  // A^T m
-#pragma GCC unroll 6
-  for (int b = 0; b < kPatch; ++b) {
-    T column[kPatch], out[kTile];
-#pragma GCC unroll 6
-    for (int a = 0; a < kPatch; ++a) column[a] = Load(q + (a * kPatch + b) * ps + o, T());
-    OutputLine(column, out);
-#pragma GCC unroll 4
-    for (int i = 0; i < kTile; ++i) t[i][b] = out[i];
-  }
   const T bv = Load(bias + o, T());
-#pragma GCC unroll 4
-  for (int i = 0; i < kTile; ++i) {
-    T row[kTile];
-    OutputLine(t[i], row);
-#pragma GCC unroll 4
-    for (int j = 0; j < kTile; ++j) Store(dst[i][j] + o, row[j] + bv);
-  }
+  TwoPass<kPatch, kTile, T>([&](int a, int b) { return Load(q + (a * kPatch + b) * ps + o, T()); },
+                            [](const T* x, T* y) { OutputLine(x, y); },
+                            [&](int i, int j, T v) { Store(dst[i][j] + o, v + bv); });
 }
 
-// One output-gradient tile's A dy A^T at channels o.. from its 16 cells, rows straight into E.
+// One output-gradient tile's A dy A^T at channels o.. from its 16 cells into E.
 template <typename T>
 inline __attribute__((always_inline)) void OutputGradTileChannels(const float* const d[kTile][kTile], int64_t o,
                                                                   float* q, int64_t ps) {
-  T t[kPatch][kTile];  // A dy
-#pragma GCC unroll 4
-  for (int j = 0; j < kTile; ++j) {
-    T column[kTile], out[kPatch];
-#pragma GCC unroll 4
-    for (int i = 0; i < kTile; ++i) column[i] = Load(d[i][j] + o, T());
-    OutputGradLine(column, out);
-#pragma GCC unroll 6
-    for (int a = 0; a < kPatch; ++a) t[a][j] = out[a];
-  }
-#pragma GCC unroll 6
-  for (int a = 0; a < kPatch; ++a) {
-    T row[kPatch];
-    OutputGradLine(t[a], row);
-#pragma GCC unroll 6
-    for (int b = 0; b < kPatch; ++b) Store(q + (a * kPatch + b) * ps + o, row[b]);
-  }
+  TwoPass<kTile, kPatch, T>([&](int i, int j) { return Load(d[i][j] + o, T()); },
+                            [](const T* x, T* y) { OutputGradLine(x, y); },
+                            [&](int a, int b, T v) { Store(q + (a * kPatch + b) * ps + o, v); });
 }
 
 // V (36, T, C) of the chunk's samples [s0, s1) of x (N, H, W, C channels-last): B^T d B of each
