@@ -35,8 +35,9 @@ class ScopedWinogradFp32Preference {
 };
 
 /// Whether a routed fp32 3x3 "same" convolution of x should run here: WinogradFp32Preferred(),
-/// x supported, and at least 64 tiles (16 rows of 7x7 maps): below that the kernel transform
-/// and per-call costs made it slower than oneDNN (measured on the AVX2 EPYC).
+/// x supported, and at least 64 tiles (16 rows of 7x7 maps) in the whole batch (all task
+/// blocks together, see WinogradConv3x3Fp32Blocks): below that the kernel transform and
+/// per-call costs made it slower than oneDNN (measured on the AVX2 EPYC).
 bool WinogradConv3x3Fp32Preferred(const at::Tensor& x);
 
 /// Whether WinogradConv3x3Fp32 handles input x: 4-D fp32 on CPU with at least one row and
