@@ -394,6 +394,9 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
   cmd->add_option("--num-envs", o->num_envs, "parallel environments")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed")->capture_default_str();
   cmd->add_option("--levels", *levels, "comma-separated levels (default: the Polytropon suite)");
+  cmd->add_flag("--phases", o->phases,
+                "also print where the time goes: seconds and ATen operators per update of each phase (rollout, "
+                "update parts); on a GPU each phase boundary synchronises the device");
   cmd->callback([o, levels, exit_code] {
     *exit_code = Guarded("bench train", [&] {
       if (!levels->empty()) {
@@ -416,6 +419,7 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
       const std::string blas_core = skills::BlasCoreName();
       if (!blas_core.empty()) std::printf("blas_core: %s (OpenBLAS kernels)\n", blas_core.c_str());
       if (o->device != "cpu") std::printf("peak_gflops: not estimated (the update ran on %s)\n", o->device.c_str());
+      if (!r.phase_report.empty()) std::printf("%s", r.phase_report.c_str());
       if (r.peak_gflops > 0.0) {
         std::printf("torch_threads: %d\nupdate_workers: %d\npeak_gflops_fp32: %.1f (%s)\nshare_of_peak: %.3f\n", r.torch_threads,
                     r.update_workers, r.peak_gflops, r.peak_formula.c_str(), r.gflops / r.peak_gflops);

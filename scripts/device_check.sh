@@ -2,9 +2,10 @@
 # The GPU checks, in one command for a session lent a CUDA machine (the `device` tool):
 #   here:   bash scripts/device_bundle.sh
 #   there:  run(command="bash scripts/device_check.sh", carry=[".device"], timeout_s=600)
-# Builds skillgrid against that machine's PyTorch LibTorch (2.x) into build-cuda/ (viewer and
-# micro-benchmarks off), runs every *_CUDA test, then `bench train --device cuda` for
-# bow_endpool_res (fp32, bf16; bf16 also with 256 and 1024 envs) and the small model. Logs go to $OUT (else build-cuda/out).
+# Builds the CLI and the test binaries against that machine's PyTorch LibTorch (2.x) into
+# build-cuda/ (viewer and micro-benchmarks off), runs `bench train --device cuda --phases` for
+# bow_endpool_res (routed and plain, fp32; bf16 with 1024 envs) and the small model, then every
+# *_CUDA test. Logs go to $OUT (else build-cuda/out); the last lines summarise the benchmarks.
 # SKILLGRID_DEVICE_STEPS=build,tests,bench chooses steps (default: all three);
 # SKILLGRID_TORCH_PREFIX overrides the LibTorch CMake prefix taken from python3.
 set -uo pipefail
@@ -40,14 +41,20 @@ if [[ "$steps" == *build* ]]; then
     }
   fi
   start=$(date +%s)
-  if ! cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DSKILLGRID_WITH_VIEWER=OFF -DSKILLGRID_BUILD_BENCH=OFF \
-      -DCMAKE_PREFIX_PATH="$gtest;$deps/prefix;$torch_prefix" >"$out/configure.log" 2>&1; then
+  # Ninja where the machine has it (faster on many cores); either way the build keeps going
+  # past a failing file, so one call shows every compile error.
+  generator=() keep_going=(-k)
+  if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja) keep_going=(-k 0); fi
+  if ! cmake -S . -B build-cuda "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSKILLGRID_WITH_VIEWER=OFF \
+      -DSKILLGRID_BUILD_BENCH=OFF -DCMAKE_PREFIX_PATH="$gtest;$deps/prefix;$torch_prefix" >"$out/configure.log" 2>&1; then
     tail -n 40 "$out/configure.log"
     echo "device_check: configure FAILED" >&2
     exit 1
   fi
-  if ! cmake --build build-cuda -j "$jobs" >"$out/build.log" 2>&1; then
-    grep -m 40 -E "error|Error" "$out/build.log"
+  # Only what the checks run: the CLI and the test binaries that hold *_CUDA suites.
+  if ! cmake --build build-cuda -j "$jobs" --target skillgrid skills_tests agents_tests training_tests \
+      -- "${keep_going[@]}" >"$out/build.log" 2>&1; then
+    grep -E -A4 "error:|Error [0-9]|undefined reference" "$out/build.log" | head -n 150
     echo "device_check: build FAILED (full log: $out/build.log)" >&2
     exit 1
   fi
@@ -55,21 +62,26 @@ if [[ "$steps" == *build* ]]; then
 fi
 
 status=0
-if [[ "$steps" == *tests* ]]; then
-  (cd build-cuda && ctest -R _CUDA --output-on-failure --timeout 300 -j 4) 2>&1 | tee "$out/cuda_tests.log"
-  status=${PIPESTATUS[0]}
-fi
-
+# Benchmarks first: they are the short part, and the tests may run to their timeouts.
 if [[ "$steps" == *bench* ]]; then
   bench() {
     echo "== skillgrid bench train $*" | tee -a "$out/bench.txt"
-    build-cuda/bin/skillgrid bench train --device cuda "$@" 2>&1 | tee -a "$out/bench.txt" || status=1
+    timeout 90 build-cuda/bin/skillgrid bench train --device cuda "$@" 2>&1 | tee -a "$out/bench.txt" || status=1
   }
-  bench --model bow_endpool_res --updates 3
-  bench --model bow_endpool_res --precision bf16 --updates 3
-  bench --model small --updates 8
+  bench --model bow_endpool_res --updates 3 --phases
+  bench --model bow_endpool_res --router none --updates 3 --phases
+  bench --model small --updates 8 --phases
   # How throughput scales with more envs per rollout (each update then has more minibatches of 1280).
-  bench --model bow_endpool_res --precision bf16 --updates 2 --num-envs 256
-  bench --model bow_endpool_res --precision bf16 --updates 2 --num-envs 1024
+  bench --model bow_endpool_res --precision bf16 --updates 1 --num-envs 1024 --phases
 fi
+if [[ "$steps" == *tests* ]]; then
+  # The whole suite in at most ~4 minutes, so one lease holds build, benchmarks and tests.
+  (cd build-cuda && timeout 240 ctest -R _CUDA --output-on-failure --timeout 200 -j 6) 2>&1 | tee "$out/cuda_tests.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
+if [ -f "$out/bench.txt" ]; then
+  echo "== summary"
+  grep -E "^== |^frames_per_sec|^rollout_share|^phase |^(rollout|update)\.[a-z]+ " "$out/bench.txt"
+fi
+
 exit "$status"

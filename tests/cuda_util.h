@@ -2,21 +2,31 @@
 // suite passes on CPU-only machines; `ctest -R _CUDA` (scripts/device_check.sh) runs them on a GPU.
 #pragma once
 
+#include <ATen/Context.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
-/// Skips the calling test, with the reason, when no CUDA device is visible to this LibTorch.
+/// Skips the calling test, with the reason, when no CUDA device is visible to this LibTorch;
+/// else turns TF32 off, so the device computes in true fp32 like the host it is compared with.
 #define SKILLGRID_REQUIRE_CUDA()                                                     \
   do {                                                                               \
     if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible to LibTorch"; \
+    skillgrid::cuda_test::UseFullFp32();                                             \
   } while (0)
 
 namespace skillgrid::cuda_test {
 
-/// Tolerance of CUDA-against-CPU comparisons in fp32: cuDNN may run fp32 convolutions in TF32
-/// (10-bit mantissa, LibTorch's default), ~1e-3 relative per layer; a wrong layout or a lost term
-/// is off by O(1).
-constexpr double kCudaTolerance = 2e-2;
+/// Turns off TF32 in cuDNN convolutions (on by default in LibTorch) and cuBLAS products: with
+/// its 10-bit mantissa, gradients through batch-statistics BatchNorm on an H200 were off from the
+/// host's by up to 5 % (2026-12-04), which would hide real errors under a loose tolerance.
+inline void UseFullFp32() {
+  at::globalContext().setAllowTF32CuDNN(false);
+  at::globalContext().setAllowTF32CuBLAS(false);
+}
+
+/// Tolerance of CUDA-against-CPU comparisons in true fp32 (UseFullFp32): summation orders differ,
+/// ~1e-6 relative per layer; a wrong layout or a lost term is off by O(1).
+constexpr double kCudaTolerance = 2e-3;
 
 /// max |a - b| / (max |b| + 1e-6), with `a` brought to the host.
 inline double RelativeMaxError(const at::Tensor& a, const at::Tensor& b) {

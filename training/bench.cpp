@@ -167,6 +167,7 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   c.frames = static_cast<int64_t>(o.updates + o.warmup) * c.frames_per_update();
   Trainer trainer(c, /*resume=*/false);
   for (int i = 0; i < o.warmup; ++i) trainer.Step();
+  PhaseProfile* profile = o.phases ? &trainer.EnablePhaseProfile() : nullptr;
   double rollout = 0.0;
   const auto t0 = std::chrono::steady_clock::now();
   TrainBenchResult r;
@@ -184,6 +185,7 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   r.rollout_share = rollout / seconds;
   r.flops_per_frame = ForwardFlopsPerFrame(o.model) * (1.0 + 3.0 * c.epochs);
   r.gflops = r.flops_per_frame * r.frames_per_sec / 1e9;
+  if (profile != nullptr) r.phase_report = profile->Report(o.updates);
   r.parameters = trainer.model()->NumParameters();
   r.threads = c.ResolvedThreads();
   r.torch_threads = c.ResolvedTorchThreads();

@@ -35,6 +35,9 @@ struct TrainBenchOptions {
   uint64_t seed = 1;
   /// Levels (default: the Polytropon suite).
   std::vector<std::string> levels = PolytroponSuite();
+  /// Also time the phases of the timed updates (TrainBenchResult::phase_report); on a GPU this
+  /// synchronises at every phase boundary, which lowers frames_per_sec a little.
+  bool phases = false;
 };
 
 /// Measured throughput.
@@ -73,6 +76,8 @@ struct TrainBenchResult {
   double peak_gflops_bf16 = 0.0;
   /// How the bf16 peak was derived.
   std::string peak_formula_bf16;
+  /// PhaseProfile::Report of the timed updates (empty unless TrainBenchOptions::phases).
+  std::string phase_report;
 };
 
 /// fp32 peak of `cores` cores: running clock (measured once with every core busy; the nominal

@@ -8,10 +8,12 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -34,6 +36,7 @@
 #include "training/fused_adam.h"
 #include "training/instruction_cache.h"
 #include "training/losses.h"
+#include "training/phase_profile.h"
 #include "training/teachers.h"
 
 namespace skillgrid::training {
@@ -132,6 +135,8 @@ struct Trainer::Impl {
   // instruction lasts a whole episode, so each distinct (task, instruction) is encoded once per
   // update (one routing draw) instead of at every step; Step() clears it before each rollout.
   InstructionCache instr_cache;
+  // Phase timings for `bench train --phases` (null otherwise).
+  std::unique_ptr<PhaseProfile> profile;
   // Policy distillation: the frozen teachers stepped beside the rollout (null without --teacher).
   std::unique_ptr<TeacherSet> teachers;
 
@@ -511,7 +516,9 @@ struct Trainer::Impl {
       // Inference mode, not just no-grad: ops skip autograd's dispatch and version counters,
       // ~15-25 % of a small model's rollout step.
       c10::InferenceMode inference;
+      std::optional<PhaseProfile::Scope> phase;
       for (int t = 0; t < steps; ++t) {
+        phase.emplace(profile.get(), "rollout.net");
         st_images[t].copy_(at::from_blob(images.data(), {n, view, view, 3}, at::kByte));
         st_tokens[t].copy_(at::from_blob(tokens.data(), {n, width}, at::kInt));
         st_lengths[t].copy_(at::from_blob(lengths.data(), {n}, at::kInt));
@@ -536,6 +543,7 @@ struct Trainer::Impl {
           actions_i32[i] = static_cast<int32_t>(ap[i]);
           action_bytes[static_cast<size_t>(t) * n + i] = static_cast<uint8_t>(ap[i]);
         }
+        phase.emplace(profile.get(), "rollout.env");  // closes rollout.net first
         env->Step(actions_i32.data(), buf);
         std::vector<float> next_mask(n);
         float* rw = st_rewards[t].data_ptr<float>();
@@ -555,8 +563,10 @@ struct Trainer::Impl {
         }
         memory = out.memory;
         mask = at::from_blob(next_mask.data(), {n}, at::kFloat).to(device, /*non_blocking=*/false, /*copy=*/true);
+        phase.reset();
       }
     }
+    std::optional<PhaseProfile::Scope> tail_phase(std::in_place, profile.get(), "rollout.tail");
     at::Tensor last_values;
     {
       c10::InferenceMode inference;
@@ -594,6 +604,7 @@ struct Trainer::Impl {
       b.teacher_values = flat(st_teacher_values);
     }
 
+    tail_phase.reset();
     UpdateStats s = Optimise(b);
     const auto t2 = Clock::now();
 
@@ -651,7 +662,8 @@ struct Trainer::Impl {
   // gradients sum to the whole minibatch's.
   PartResult ForwardBackward(agents::ActorCriticImpl& net, const Batch& b, const at::Tensor& starts,
                              const at::Tensor& rows, const at::Tensor& adv, double weight, bool add_prior,
-                             const LossCoefficients& coef) {
+                             const LossCoefficients& coef, PhaseProfile* prof) {
+    std::optional<PhaseProfile::Scope> phase(std::in_place, prof, "update.gather");
     const int64_t r = cfg.recurrence, c = starts.size(0);
     const at::Tensor rows_d = rows.to(device);
     const at::Tensor starts_d = starts.to(device);
@@ -663,6 +675,7 @@ struct Trainer::Impl {
     const skills::TaskBatch batch_all = skills::TaskBatch::FromTaskIds(obs.task_ids);
     const skills::TaskBatch batch_step = skills::TaskBatch::FromTaskIds(tasks_cpu.index_select(0, starts).to(device));
 
+    phase.emplace(prof, "update.forward");
     const agents::Encoded enc = net.Encode(obs, batch_all);
     const at::Tensor gates = net.MemoryGates(enc, batch_all).view({c, r, -1});
     const at::Tensor mem_all = UnrollMemory(net, gates, b.memory.index_select(0, starts_d),
@@ -705,6 +718,7 @@ struct Trainer::Impl {
       p.level_kl_sum.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + levels);
       p.level_rows.assign(counts.data_ptr<double>(), counts.data_ptr<double>() + levels);
     }
+    phase.emplace(prof, "update.backward");
     if (std::isfinite(p.loss)) loss.backward();  // a non-finite loss stops the update (Optimise)
     return p;
   }
@@ -819,6 +833,10 @@ struct Trainer::Impl {
         const at::Tensor rows = (starts.unsqueeze(1) + offsets.unsqueeze(0)).reshape({-1});  // chunk-major
         const int64_t c = starts.size(0);
         RECORD_USER_SCOPE("skillgrid::minibatch");  // phase marker for profiler traces
+        // Phase parts on the single-worker path (the GPU's); workers would overlap them, so with
+        // several the whole minibatch is one phase.
+        std::optional<PhaseProfile::Scope> prep_phase(std::in_place, profile.get(),
+                                                      update_workers == 1 ? "update.prep" : "update.workers");
 
         // Advantages are normalised over the whole minibatch, before it is split.
         at::Tensor adv = b.advantages.index_select(0, rows.to(device));
@@ -826,7 +844,8 @@ struct Trainer::Impl {
         optimizer->zero_grad();
         std::vector<PartResult> parts(static_cast<size_t>(update_workers));
         if (update_workers == 1) {
-          parts[0] = ForwardBackward(*model, b, starts, rows, adv, 1.0, true, coef);
+          prep_phase.reset();
+          parts[0] = ForwardBackward(*model, b, starts, rows, adv, 1.0, true, coef, profile.get());
         } else {
           SyncReplicas();
           // Each worker draws its routing noise from its own generator. Its seed comes from the
@@ -846,10 +865,12 @@ struct Trainer::Impl {
             parts[static_cast<size_t>(k)] =
                 ForwardBackward(net, b, starts.narrow(0, lo, hi - lo), rows.narrow(0, lo * r, (hi - lo) * r),
                                 adv.narrow(0, lo * r, (hi - lo) * r), static_cast<double>(hi - lo) / static_cast<double>(c),
-                                /*add_prior=*/k == 0, coef);
+                                /*add_prior=*/k == 0, coef, /*prof=*/nullptr);
           });
           ReduceReplicas();
         }
+        std::optional<PhaseProfile::Scope> optim_phase;
+        if (update_workers == 1) optim_phase.emplace(profile.get(), "update.optim");
         PartResult sum;
         for (const PartResult& p : parts) sum += p;
         if (!std::isfinite(sum.loss)) {
@@ -1088,6 +1109,10 @@ agents::ActorCritic Trainer::model() const { return impl_->model; }
 int64_t Trainer::updates() const { return impl_->update; }
 int64_t Trainer::frames() const { return impl_->frames; }
 const UpdateStats& Trainer::last_stats() const { return impl_->last; }
+PhaseProfile& Trainer::EnablePhaseProfile() {
+  if (!impl_->profile) impl_->profile = std::make_unique<PhaseProfile>(impl_->device);
+  return *impl_->profile;
+}
 std::vector<std::string> Trainer::TeacherDescriptions() const {
   return impl_->teachers ? impl_->teachers->Describe() : std::vector<std::string>{};
 }

@@ -19,6 +19,7 @@ class Optimizer;
 #include "agents/actor_critic.h"
 #include "skills/task_batch.h"
 #include "training/config.h"
+#include "training/phase_profile.h"
 
 namespace skillgrid::training {
 
@@ -106,6 +107,9 @@ class Trainer {
   int64_t frames() const;
   /// Stats of the last update (zeros before the first).
   const UpdateStats& last_stats() const;
+  /// Starts timing the phases of later updates (rollout, update parts; see PhaseProfile), which
+  /// synchronises a GPU at each phase boundary; returns the profile the trainer fills.
+  PhaseProfile& EnablePhaseProfile();
   /// Wall-clock seconds of training so far, earlier sessions of a resumed run included.
   double ElapsedSeconds() const;
   /// Whether config().max_minutes is set and ElapsedSeconds() has reached it.

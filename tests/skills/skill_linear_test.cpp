@@ -390,7 +390,8 @@ TEST(SkillLinear_CUDA, EveryRouterAndInventoryMatchesTheCpuLayerForwardBackwardA
       device->eval();
       const auto run = [&](SkillLinear& layer, const at::Device& where) {
         layer->zero_grad();
-        const auto xi = x.to(where).requires_grad_();
+        // detach: on the host x.to(kCPU) is x itself, which must not come to require grad.
+        const auto xi = x.to(where).detach().requires_grad_();
         const auto y = layer->forward(xi, TaskBatch::FromTaskIds(tasks.to(where)));
         (y * probe.to(where)).sum().backward();
         return std::make_pair(y, xi.grad());

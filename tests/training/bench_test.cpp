@@ -69,6 +69,26 @@ TEST(Bench, ConvBenchTimesTheTrunkConvolutionAndBoundsItsError) {
   EXPECT_THROW(RunConvBench(o), ConfigError);
 }
 
+TEST(Bench, TrainBenchPhasesAccountForTheRolloutAndTheUpdate) {
+  // --phases: every phase of the loop appears, with the network's operators in its own phases.
+  TrainBenchOptions o;
+  o.model = "small";
+  o.updates = 1;
+  o.warmup = 0;
+  o.num_envs = 4;
+  o.threads = 1;
+  o.levels = {"BabyAI-GoToRedBallNoDists-v0"};
+  o.phases = true;
+  const TrainBenchResult r = RunTrainBench(o);
+  for (const char* phase : {"rollout.net", "rollout.env", "rollout.tail", "update.prep", "update.gather",
+                            "update.forward", "update.backward", "update.optim"}) {
+    EXPECT_NE(r.phase_report.find(std::string("\n") + phase + " "), std::string::npos) << phase << "\n" << r.phase_report;
+  }
+  EXPECT_NE(r.phase_report.find("top operators of update.backward per update:"), std::string::npos) << r.phase_report;
+  o.phases = false;
+  EXPECT_TRUE(RunTrainBench(o).phase_report.empty());
+}
+
 TEST(Bench_CUDA, TrainBenchRunsTheWholeLoopOnTheDevice) {
   // `skillgrid bench train --device cuda` (the 50,000 frames/s target of bow_endpool_res):
   // one short timed update of each model, with the frames it says it timed.
