@@ -18,7 +18,8 @@
 namespace skillgrid::skills {
 
 /// Whether routed 3x3 convolutions in fp32 run through these kernels: on x86-64 CPUs without
-/// AVX-512 (where they were measured faster than oneDNN's direct kernels) with a BLAS loaded.
+/// AVX-512 or from AMD (where they were measured faster than oneDNN's direct kernels) with a
+/// BLAS loaded.
 /// SKILLGRID_WINOGRAD_FP32=1 turns them on anywhere (to measure), =0 or SKILLGRID_NO_WINOGRAD=1
 /// off.
 bool WinogradFp32Preferred();
