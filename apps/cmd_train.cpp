@@ -392,6 +392,10 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--device", o->device, "cpu | cuda")->capture_default_str();
   cmd->add_option("--num-envs", o->num_envs, "parallel environments")->capture_default_str();
+  cmd->add_option("--batch-size", o->batch_size,
+                  "PPO minibatch in frames (0: BabyAI's 1280, or the rollout when smaller); must divide the rollout "
+                  "(num-envs x 40) and be a multiple of the recurrence (20)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed")->capture_default_str();
   cmd->add_option("--levels", *levels, "comma-separated levels (default: the Polytropon suite)");
   cmd->add_flag("--phases", o->phases,
@@ -406,10 +410,11 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
       WarnIfBf16IsEmulated("bench train", o->precision, o->device);
       const training::TrainBenchResult r = training::RunTrainBench(*o);
       std::printf(
-          "model: %s\nprecision: %s\nrouter: %s\nparameters: %lld\nthreads: %d\ndevice: %s\nnum_envs: %d\nupdates: %d\nframes: %lld\n"
+          "model: %s\nprecision: %s\nrouter: %s\nparameters: %lld\nthreads: %d\ndevice: %s\nnum_envs: %d\nbatch_size: %d\n"
+          "updates: %d\nframes: %lld\n"
           "seconds: %.3f\nrollout_share: %.3f\nest_gflop_per_frame: %.4g\nest_gflops: %.1f\nframes_per_sec: %.1f\n",
           o->model.c_str(), o->precision.c_str(), o->router.c_str(), static_cast<long long>(r.parameters), r.threads, o->device.c_str(),
-          o->num_envs, o->updates, static_cast<long long>(r.frames), r.seconds, r.rollout_share,
+          o->num_envs, r.batch_size, o->updates, static_cast<long long>(r.frames), r.seconds, r.rollout_share,
           r.flops_per_frame / 1e9, r.gflops, r.frames_per_sec);
       std::vector<double> sorted = r.update_frames_per_sec;
       std::sort(sorted.begin(), sorted.end());

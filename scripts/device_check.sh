@@ -4,8 +4,8 @@
 #   there:  run(command="bash scripts/device_check.sh", carry=[".device"], timeout_s=600)
 # Builds the CLI and the test binaries against that machine's PyTorch LibTorch (2.x) into
 # build-cuda/ (viewer and micro-benchmarks off), runs `bench train --device cuda --phases` for
-# bow_endpool_res (routed and plain, fp32; bf16 with 1024 envs) and the small model, then every
-# *_CUDA test. Logs go to $OUT (else build-cuda/out); the last lines summarise the benchmarks.
+# bow_endpool_res (routed and plain, fp32; bf16 with 1024 envs, also with 16x larger minibatches)
+# and the small model, then every *_CUDA test. Logs go to $OUT (else build-cuda/out); the last lines summarise the benchmarks.
 # SKILLGRID_DEVICE_STEPS=build,tests,bench chooses steps (default: all three);
 # SKILLGRID_TORCH_PREFIX overrides the LibTorch CMake prefix taken from python3.
 set -uo pipefail
@@ -73,6 +73,8 @@ if [[ "$steps" == *bench* ]]; then
   bench --model small --updates 8 --phases
   # How throughput scales with more envs per rollout (each update then has more minibatches of 1280).
   bench --model bow_endpool_res --precision bf16 --updates 1 --num-envs 1024 --phases
+  # The same with minibatches 16x BabyAI's: fewer, larger launches per frame.
+  bench --model bow_endpool_res --precision bf16 --updates 1 --num-envs 1024 --batch-size 20480 --phases
 fi
 if [[ "$steps" == *tests* ]]; then
   # The whole suite in at most ~4 minutes, so one lease holds build, benchmarks and tests.

@@ -161,7 +161,8 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   c.levels = o.levels;
   c.eval_interval = 0;
   c.progress = false;
-  c.batch_size = std::min<int>(c.batch_size, c.num_envs * c.frames_per_env);
+  if (o.batch_size < 0) throw ConfigError("--batch-size must be >= 0, got " + std::to_string(o.batch_size));
+  c.batch_size = o.batch_size > 0 ? o.batch_size : std::min<int>(c.batch_size, c.num_envs * c.frames_per_env);
   if (o.updates < 1) throw ConfigError("--updates must be >= 1, got " + std::to_string(o.updates));
   if (o.warmup < 0) throw ConfigError("--warmup must be >= 0, got " + std::to_string(o.warmup));
   c.frames = static_cast<int64_t>(o.updates + o.warmup) * c.frames_per_update();
@@ -186,6 +187,7 @@ TrainBenchResult RunTrainBench(const TrainBenchOptions& o) {
   r.flops_per_frame = ForwardFlopsPerFrame(o.model) * (1.0 + 3.0 * c.epochs);
   r.gflops = r.flops_per_frame * r.frames_per_sec / 1e9;
   if (profile != nullptr) r.phase_report = profile->Report(o.updates);
+  r.batch_size = c.batch_size;
   r.parameters = trainer.model()->NumParameters();
   r.threads = c.ResolvedThreads();
   r.torch_threads = c.ResolvedTorchThreads();

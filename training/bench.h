@@ -31,6 +31,9 @@ struct TrainBenchOptions {
   std::string device = "cpu";
   /// Parallel environments (BabyAI: 64).
   int num_envs = 64;
+  /// PPO minibatch in frames (0: BabyAI's 1280, or the whole rollout when that is smaller).
+  /// Larger minibatches mean fewer, larger kernels per frame, which matters on a GPU.
+  int batch_size = 0;
   /// Seed.
   uint64_t seed = 1;
   /// Levels (default: the Polytropon suite).
@@ -76,6 +79,8 @@ struct TrainBenchResult {
   double peak_gflops_bf16 = 0.0;
   /// How the bf16 peak was derived.
   std::string peak_formula_bf16;
+  /// The minibatch the update used, in frames.
+  int batch_size = 0;
   /// PhaseProfile::Report of the timed updates (empty unless TrainBenchOptions::phases).
   std::string phase_report;
 };

@@ -85,8 +85,16 @@ TEST(Bench, TrainBenchPhasesAccountForTheRolloutAndTheUpdate) {
     EXPECT_NE(r.phase_report.find(std::string("\n") + phase + " "), std::string::npos) << phase << "\n" << r.phase_report;
   }
   EXPECT_NE(r.phase_report.find("top operators of update.backward per update:"), std::string::npos) << r.phase_report;
+  EXPECT_EQ(r.batch_size, 4 * 40);  // BabyAI's 1280 capped by the rollout
   o.phases = false;
-  EXPECT_TRUE(RunTrainBench(o).phase_report.empty());
+  o.batch_size = 80;
+  const TrainBenchResult halves = RunTrainBench(o);
+  EXPECT_TRUE(halves.phase_report.empty());
+  EXPECT_EQ(halves.batch_size, 80);
+  o.batch_size = 30;  // not a multiple of the recurrence (20)
+  EXPECT_THROW(RunTrainBench(o), ConfigError);
+  o.batch_size = -1;
+  EXPECT_THROW(RunTrainBench(o), ConfigError);
 }
 
 TEST(Bench_CUDA, TrainBenchRunsTheWholeLoopOnTheDevice) {
