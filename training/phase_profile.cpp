@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <exception>
 #include <cstdio>
+#include <exception>
+#include <memory>
 #include <utility>
 #include <vector>
 

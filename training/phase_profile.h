@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <string>
 
@@ -15,7 +14,8 @@
 namespace skillgrid::training {
 
 /// Accumulates, per named phase, seconds and the ATen operators dispatched (any thread) while
-/// the phase was open; operators that others call count too (aten::relu and its aten::clamp_min). At most one PhaseProfile records at a time (it installs a process-wide
+/// the phase was open; operators that others call count too (aten::relu and its
+/// aten::clamp_min). At most one PhaseProfile records at a time (it installs a process-wide
 /// operator observer for its lifetime); phases do not nest.
 class PhaseProfile {
  public:
