@@ -423,6 +423,9 @@ void AddTrainBenchCommand(CLI::App& bench, int* exit_code) {
       std::printf("update_frames_per_sec: min %.1f, median %.1f, max %.1f\n", sorted.front(), median, sorted.back());
       const std::string blas_core = skills::BlasCoreName();
       if (!blas_core.empty()) std::printf("blas_core: %s (OpenBLAS kernels)\n", blas_core.c_str());
+      if (o->precision == "bf16" && o->device == "cpu" && skills::WinogradConvPreferred()) {
+        std::printf("winograd_tile: %s (SKILLGRID_WINOGRAD_TILE)\n", skills::WinogradTileName(skills::WinogradBf16Tile()));
+      }
       if (o->device != "cpu") std::printf("peak_gflops: not estimated (the update ran on %s)\n", o->device.c_str());
       if (!r.phase_report.empty()) std::printf("%s", r.phase_report.c_str());
       if (r.peak_gflops > 0.0) {
@@ -465,12 +468,15 @@ void AddConvBenchCommand(CLI::App& bench, int* exit_code) {
           r.weight_grad_kernel.c_str(), r.direct_gflop, r.forward_ms, r.forward_gflops, r.backward_ms,
           r.backward_gflops, r.relative_error);
       if (r.forward_kernel == "winograd") {
-        // bf16 runs F(2x2, 3x3): 16 multiplies per 2x2 output tile; fp32 runs F(4x4, 3x3): 36 per
-        // 4x4 tile; a direct convolution needs 9 per output cell.
-        const double tile = o->precision == "fp32" ? 4.0 : 2.0;
-        const double tiles = std::ceil(o->size / tile) * std::ceil(o->size / tile);
+        // fp32 runs F(4x4, 3x3); bf16 F(MH x MW, 3x3) for its tile: (MH + 2)(MW + 2) multiplies
+        // per MH x MW output tile, where a direct convolution needs 9 per output cell.
+        const skills::WinogradTile bf16_tile = skills::WinogradBf16Tile();
+        const double mh = o->precision == "fp32" || bf16_tile == skills::WinogradTile::k4x4 ? 4.0 : 2.0;
+        const double mw = o->precision == "fp32" || bf16_tile != skills::WinogradTile::k2x2 ? 4.0 : 2.0;
+        if (o->precision == "bf16") std::printf("winograd_tile: %s\n", skills::WinogradTileName(bf16_tile));
+        const double tiles = std::ceil(o->size / mh) * std::ceil(o->size / mw);
         std::printf("winograd_multiplies_per_direct: %.3f (a Winograd share of peak above 1 counts direct FLOPs)\n",
-                    tiles * (tile + 2) * (tile + 2) / (9.0 * o->size * o->size));
+                    tiles * (mh + 2) * (mw + 2) / (9.0 * o->size * o->size));
       }
       if (r.peak_gflops > 0.0) {
         std::printf("peak_gflops: %.1f (%s)\nforward_share_of_peak: %.3f\nbackward_share_of_peak: %.3f\n",

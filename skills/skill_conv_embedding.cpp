@@ -40,8 +40,9 @@ at::Tensor BiasOrEmpty(const at::Tensor& bias, const at::Tensor& like) {
 // `bf16` the blocks run in bfloat16 (ConvPrecision::kBFloat16) and the rounded operands are
 // what the backward keeps; the output is bfloat16 and channels-last, and the input's gradient
 // has the input's type. 3x3 "same" convolutions in bf16 on CPUs with AVX512-BF16 but no AMX run
-// as Winograd F(2x2, 3x3) (winograd_conv.h): 1.4x oneDNN's forward and 2x its weight gradient
-// for bow_endpool_res's 128-channel 7x7 blocks. When fp32 blocks run as Winograd
+// as Winograd (winograd_conv.h; F(2x2) was already 1.4x oneDNN's forward and 2x its weight
+// gradient for bow_endpool_res's 128-channel 7x7 blocks), every block's forward and input
+// gradient in one call, like fp32 Winograd below. When fp32 blocks run as Winograd
 // (winograd_conv_fp32.h) the operands, output and input gradient are channels-last, the layout
 // its transforms read and write: then the ops between convolutions keep that layout, and
 // neither pass converts a tensor (NCHW here cost four copies per block and ~20 % of an AVX2
@@ -63,6 +64,12 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16,
                            winograd_fp32, y);
     }
+    if (bf16 && same_3x3 && WinogradConv3x3Supports(x, kernels.size(1))) {
+      // Winograd transforms the fp32 kernels and rounds the results once.
+      const at::Tensor y = WinogradConv3x3Blocks(x, kernels_in, biases, rows_per_task, /*flip_transpose=*/false);
+      return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16,
+                           channels_last, y);
+    }
     at::Tensor y;  // the blocks' outputs are copied into their rows
     int64_t offset = 0;
     for (size_t u = 0; u < rows_per_task.size(); ++u) {
@@ -70,13 +77,7 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       const int64_t n = rows_per_task[u];
       const at::Tensor xi = x.narrow(0, offset, n);
       const at::Tensor bias = biases.defined() ? biases[i] : at::Tensor();
-      // Winograd transforms the fp32 kernel and rounds the result once.
-      at::Tensor out;
-      if (bf16 && same_3x3 && WinogradConv3x3Supports(xi, kernels.size(1))) {
-        out = WinogradConv3x3(xi, kernels_in[i], bias, /*flip_transpose=*/false);
-      } else {
-        out = at::conv2d(xi, kernels[i], bias, {stride, stride}, {padding, padding});
-      }
+      const at::Tensor out = at::conv2d(xi, kernels[i], bias, {stride, stride}, {padding, padding});
       if (!y.defined()) {
         if (rows_per_task.size() == 1) {
           return SaveAndReturn(ctx, x_in, x, kernels, rows_per_task, stride, padding, biases.defined(), bf16,
@@ -152,6 +153,15 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       }
       return {grad_x, grad_k, grad_b, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     }
+    // Winograd input gradients: every block in one call, straight into grad_x when it is bf16.
+    const bool winograd_x = flipped && WinogradConv3x3Supports(grad_y, x.size(1));
+    if (winograd_x) {
+      if (grad_x.scalar_type() == at::kBFloat16) {
+        WinogradConv3x3Blocks(grad_y, kernels, at::Tensor(), rows, /*flip_transpose=*/true, grad_x);
+      } else {
+        grad_x.copy_(WinogradConv3x3Blocks(grad_y, kernels, at::Tensor(), rows, /*flip_transpose=*/true));
+      }
+    }
     at::Tensor flipped_kernels;  // built on first use: not when every block's input gradient is Winograd
     int64_t offset = 0;
     for (size_t u = 0; u < rows.size(); ++u) {
@@ -161,7 +171,6 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
       const at::Tensor xi = x.narrow(0, offset, n);
       // oneDNN's bf16 weight gradient ran at a fifth of its forward; AMX tiles do it directly.
       const bool amx = bf16 && same_3x3 && Conv3x3WeightGradAmxSupports(xi, gy);
-      const bool winograd_x = flipped && WinogradConv3x3Supports(gy, x.size(1));
       const bool winograd_w = flipped && WinogradConv3x3Supports(xi, gy.size(1));
       const bool own_w = amx || winograd_w;
       at::Tensor gx, gw, gb;
@@ -172,15 +181,11 @@ struct TaskBlockConv2d : public torch::autograd::Function<TaskBlockConv2d> {
             {padding, padding}, {1, 1}, /*transposed=*/false, {0, 0}, /*groups=*/1,
             {!flipped, !own_w, has_bias && !own_w});
       }
-      if (flipped) {
-        if (winograd_x) {
-          gx = WinogradConv3x3(gy, kernels[i], at::Tensor(), /*flip_transpose=*/true);
-        } else {
-          if (!flipped_kernels.defined()) flipped_kernels = kernels.transpose(1, 2).flip({3, 4}).contiguous();
-          gx = at::conv2d(gy, flipped_kernels[i], at::Tensor(), {1, 1}, {1, 1});
-        }
+      if (flipped && !winograd_x) {
+        if (!flipped_kernels.defined()) flipped_kernels = kernels.transpose(1, 2).flip({3, 4}).contiguous();
+        gx = at::conv2d(gy, flipped_kernels[i], at::Tensor(), {1, 1}, {1, 1});
       }
-      grad_x.narrow(0, offset, n).copy_(gx);
+      if (!winograd_x) grad_x.narrow(0, offset, n).copy_(gx);
       if (amx) {
         Conv3x3WeightGradAmx(xi, gy, grad_k[i], has_bias ? grad_b[i] : at::Tensor());
       } else if (winograd_w) {

@@ -1,13 +1,51 @@
-// Winograd F(2x2, 3x3) kernels for bf16 3x3 "same" convolutions on CPUs with AVX512-BF16 but no
-// AMX. bow_endpool_res's update is six 128->128 3x3 convolutions on 7x7 maps; computing them in
-// the Winograd domain needs 16 multiplies per 2x2 output tile instead of 36 (1.72x fewer on 7x7
-// maps, whose 2x2 tiles cover 8x8). Transforms run in fp32, the 16 per-position products in bf16
-// with fp32 accumulation (vdpbf16ps), as oneDNN's direct bf16 convolution does.
+// Winograd kernels for bf16 3x3 "same" convolutions on CPUs with AVX512-BF16 but no AMX.
+// bow_endpool_res's update is six 128->128 3x3 convolutions on 7x7 maps. In the Winograd domain
+// an MH x MW output tile needs (MH + 2)(MW + 2) multiplies per channel pair where a direct
+// convolution needs 9 MH MW: on 7x7 maps F(2x2) does 0.58 of the direct multiplies, F(2x4) 0.44
+// and F(4x4) 0.33. Transforms run in fp32, the per-position products in bf16 with fp32
+// accumulation (vdpbf16ps), as oneDNN's direct bf16 convolution does. Rounding the transformed
+// operands to bf16 costs precision that grows with the tile (WinogradTile).
 #pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
 namespace skillgrid::skills {
+
+/// Output tile of the bf16 Winograd kernels. Relative error norm of one 128-channel 7x7
+/// convolution against fp32 (ReLU'd inputs): direct bf16 ~0.24 %, 2x2 ~0.37 %, 2x4 ~0.72 %,
+/// 4x4 ~1.4 %; larger tiles do fewer multiplies (see above).
+enum class WinogradTile { k2x2, k2x4, k4x4 };
+
+/// The tile used unless SKILLGRID_WINOGRAD_TILE (2x2 | 2x4 | 4x4) says otherwise.
+constexpr WinogradTile kDefaultWinogradTile = WinogradTile::k4x4;
+
+/// The tile the kernels use now: a ScopedWinogradBf16Tile's, else SKILLGRID_WINOGRAD_TILE's
+/// (read once; an invalid value throws c10::Error naming it), else kDefaultWinogradTile.
+WinogradTile WinogradBf16Tile();
+
+/// "2x2", "2x4" or "4x4".
+const char* WinogradTileName(WinogradTile tile);
+
+/// The tile a name ("2x2", "2x4", "4x4") denotes, or nullopt.
+std::optional<WinogradTile> ParseWinogradTile(const std::string& text);
+
+/// Overrides WinogradBf16Tile() while it lives (restores the previous override on destruction;
+/// not thread-safe against running convolutions): lets tests and benchmarks compare tiles.
+class ScopedWinogradBf16Tile {
+ public:
+  /// Makes WinogradBf16Tile() return `tile` until destruction.
+  explicit ScopedWinogradBf16Tile(WinogradTile tile);
+  ~ScopedWinogradBf16Tile();
+  ScopedWinogradBf16Tile(const ScopedWinogradBf16Tile&) = delete;
+  ScopedWinogradBf16Tile& operator=(const ScopedWinogradBf16Tile&) = delete;
+
+ private:
+  int previous_;
+};
 
 /// Whether this build and CPU can run the Winograd kernels (x86-64 GCC build; AVX512F, BW, VL
 /// and BF16 on the CPU) and this CPU has no AMX, whose direct kernels are faster.
@@ -28,6 +66,16 @@ bool WinogradConv3x3Supports(const at::Tensor& x, int64_t out_channels);
 /// (C_in', C_out', 3, 3) -> (C_out', C_in', 3, 3): y is then the input gradient of the
 /// convolution by `weight` for output gradient x. Returns (N, C_out, H, W) channels-last bf16.
 at::Tensor WinogradConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool flip_transpose);
+
+/// WinogradConv3x3 for rows grouped in blocks, each with its own kernel: rows [o_k, o_k +
+/// rows_per_block[k]) of x (o_k the rows before block k) are convolved with kernels[k] (kernels
+/// (K, C_out, C_in, 3, 3), or (K, C_in', C_out', 3, 3) with `flip_transpose`) plus biases[k]
+/// (biases (K, C_out) or undefined). All blocks' chunks share one parallel loop, so a rollout
+/// step's few rows per task still use every thread. Writes into `out` when given (bf16,
+/// channels-last contiguous, the result's shape), else returns a new tensor.
+at::Tensor WinogradConv3x3Blocks(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& biases,
+                                 const std::vector<int64_t>& rows_per_block, bool flip_transpose,
+                                 at::Tensor out = at::Tensor());
 
 /// Weight and bias gradients of y = conv(x, w) + b (3x3, stride 1, padding 1) from x (N, C_in,
 /// H, W) and dy (N, C_out, H, W), both bfloat16: writes grad_weight (C_out, C_in, 3, 3) and

@@ -74,7 +74,9 @@ bool CpuHasFlag(const std::string& flag) {
 int Fp32FlopsPerCycle() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return 64;
+  // AMD's AVX-512 (Zen 4) splits each 512-bit FMA over its two 256-bit units: 32 flop/cycle,
+  // as AVX2 (measured here: 116 GFLOP/s per core at 3.6 GHz with either width).
+  if (__builtin_cpu_supports("avx512f")) return __builtin_cpu_is("amd") ? 32 : 64;
   if (__builtin_cpu_supports("fma")) return 32;
 #endif
   return 16;
@@ -142,7 +144,8 @@ double EstimatePeakGflops(int cores, std::string* formula) {
 }
 
 double EstimatePeakGflopsBf16(int cores, std::string* formula) {
-  const int per_cycle = CpuHasFlag("amx_bf16") ? 1024 : CpuHasFlag("avx512_bf16") ? 128 : Fp32FlopsPerCycle();
+  // vdpbf16ps does twice an FMA's flops in the same slots (Zen 4 measured 64 flop/cycle).
+  const int per_cycle = CpuHasFlag("amx_bf16") ? 1024 : CpuHasFlag("avx512_bf16") ? 2 * Fp32FlopsPerCycle() : Fp32FlopsPerCycle();
   return PeakFromClock(cores, per_cycle, formula);
 }
 

@@ -8,6 +8,7 @@
 #include "skills/skill_conv_embedding.h"
 #include "skills/skill_rnn_cells.h"
 #include "skills/training_helpers.h"
+#include "skills/winograd_conv.h"
 #include "skills/winograd_conv_fp32.h"
 #include "test_util.h"
 
@@ -104,13 +105,20 @@ TEST(SkillConv2d, Bf16PrecisionAgreesWithFp32UpToBf16RoundingWithFp32ParameterGr
       const at::Tensor ours = conv->forward(x, batch);
       EXPECT_EQ(ours.scalar_type(), at::kBFloat16);
       const double scale = ref.abs().max().item<double>();
-      EXPECT_LE((ours.to(at::kFloat) - ref).abs().max().item<double>(), 0.02 * scale);
+      // Winograd tiles larger than 2x2 round larger transformed values (winograd_conv.h): their
+      // worst element is off by up to ~3 % (2x4) and ~6 % (4x4) of the largest output.
+      const bool winograd = WinogradConvPreferred() && in % 32 == 0 && out % 32 == 0;
+      const double tolerance = !winograd                                       ? 0.02
+                               : WinogradBf16Tile() == WinogradTile::k4x4 ? 0.08
+                               : WinogradBf16Tile() == WinogradTile::k2x4 ? 0.035
+                                                                          : 0.02;
+      EXPECT_LE((ours.to(at::kFloat) - ref).abs().max().item<double>(), tolerance * scale);
       {
         // Without autograd a mixed batch takes base + stacked low-rank convolutions instead.
         torch::NoGradGuard no_grad;
         const at::Tensor fast = conv->forward(x, batch);
         EXPECT_EQ(fast.scalar_type(), at::kBFloat16);
-        EXPECT_LE((fast.to(at::kFloat) - ref).abs().max().item<double>(), 0.02 * scale);
+        EXPECT_LE((fast.to(at::kFloat) - ref).abs().max().item<double>(), tolerance * scale);
       }
       const auto grads = torch::autograd::grad({(ours.to(at::kFloat) * weights).sum()}, inputs, {}, false, false, true);
       for (size_t k = 0; k < inputs.size(); ++k) {
