@@ -307,7 +307,8 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   Flag(cmd, p, "--model,--arch", &TrainConfig::model, "bow_endpool_res | expert_filmcnn | small");
   Flag(cmd, p, "--precision", &TrainConfig::precision,
        "arithmetic of the image convolutions: fp32 | bf16 (mixed precision, bfloat16 products with fp32 "
-       "accumulation; several times faster on CPUs with AMX, ~2.4x on AVX512-BF16 CPUs without AMX (Winograd 3x3 kernels); "
+       "accumulation; several times faster on CPUs with AMX, ~1.8x fp32 on AVX512-BF16 CPUs without AMX, whose 3x3 "
+       "convolutions run as Winograd with 4x4 tiles (SKILLGRID_WINOGRAD_TILE=2x2 rounds less, runs slower); "
        "not for the small model)");
   Flag(cmd, p, "--router", &TrainConfig::router, "none | shared | private | expert | poly | mhr | mu | adamix");
   Flag(cmd, p, "--skills", &TrainConfig::skills, "skills per routed layer");
