@@ -162,11 +162,13 @@ struct Tile2d {
   static constexpr int64_t kChunkTiles = 48;
 };
 
-// V = B^T d B of the input patch of `tile` of x (N, H, W, C_in channels-last) at channels
-// c..c+15, zero outside the map.
+// Rows [row_begin, row_end) of V = B^T d B of the input patch of `tile` of x (N, H, W, C_in
+// channels-last) at channels c..c+15, zero outside the map (the other rows of v are left as
+// they were: the weight gradient's threads each need only their rows).
 template <int MH, int MW>
 SKILLGRID_AVX512BF16 inline void InputTileTransform(const uint16_t* x, const Geometry& g, Geometry::Tile tile,
-                                                    int64_t c, __m512* v) {
+                                                    int64_t c, __m512* v, int row_begin = 0,
+                                                    int row_end = F3<MH>::kN) {
   using T = Tile2d<MH, MW>;
   constexpr int NH = T::kNH, NW = T::kNW;
   const uint16_t* xs = x + tile.sample * g.h * g.w * g.in;
@@ -184,21 +186,20 @@ SKILLGRID_AVX512BF16 inline void InputTileTransform(const uint16_t* x, const Geo
   __m512 t[NH * NW];  // B^T d
 #pragma GCC unroll 8
   for (int i = 0; i < NH; ++i) {
+    if (i < row_begin || i >= row_end) continue;  // (the coefficients stay compile-time constants)
 #pragma GCC unroll 8
     for (int b = 0; b < NW; ++b) t[i * NW + b] = Combine<NH>(&T::Rows::kBT[i][0], 1, &d[b], NW);
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < NH; ++i) {
 #pragma GCC unroll 8
     for (int j = 0; j < NW; ++j) v[i * NW + j] = Combine<NW>(&T::Cols::kBT[j][0], 1, &t[i * NW], 1);
   }
 }
 
-// E = A dy A^T of the MH x MW output-gradient `tile` of dy (N, H, W, C_out) at channels c..c+15
-// (zero outside the map): the factor the weight gradient multiplies V by at each position.
+// Rows [row_begin, row_end) of E = A dy A^T of the MH x MW output-gradient `tile` of dy (N, H,
+// W, C_out) at channels c..c+15 (zero outside the map): the factor the weight gradient
+// multiplies V by at each position.
 template <int MH, int MW>
 SKILLGRID_AVX512BF16 inline void OutputGradTileTransform(const uint16_t* dy, const Geometry& g, Geometry::Tile tile,
-                                                         int64_t c, __m512* e) {
+                                                         int64_t c, __m512* e, int row_begin, int row_end) {
   using T = Tile2d<MH, MW>;
   constexpr int NH = T::kNH, NW = T::kNW;
   const uint16_t* dys = dy + tile.sample * g.h * g.w * g.out;
@@ -220,6 +221,7 @@ SKILLGRID_AVX512BF16 inline void OutputGradTileTransform(const uint16_t* dy, con
   }
 #pragma GCC unroll 8
   for (int i = 0; i < NH; ++i) {
+    if (i < row_begin || i >= row_end) continue;
 #pragma GCC unroll 8
     for (int j = 0; j < NW; ++j) e[i * NW + j] = Combine<MH>(&T::Rows::kAT[0][i], NH, &t[j], NW);
   }
@@ -359,14 +361,15 @@ SKILLGRID_AVX512BF16 void ForwardChunk(const uint16_t* x, const uint16_t* u, con
   }
 }
 
-// Ghat_p (out, in) = sum over tiles of E_p^T V_p for positions p_first..p_first+p_count, where
-// V = B^T x B and E = A dy A^T per tile. Tiles go in blocks of kPairBlock pairs: each block is
+// Ghat_p (out, in) = sum over tiles of E_p^T V_p for the positions of Winograd-domain rows
+// [row_begin, row_end), where V = B^T x B and E = A dy A^T per tile (only those rows transformed). Tiles go in blocks of kPairBlock pairs: each block is
 // transformed (only these positions stored, tiles paired along K) into buffers that stay in L2
 // with the accumulators, then multiplied in. Every position sums its blocks in order.
 template <int MH, int MW>
-SKILLGRID_AVX512BF16 void WeightGradPositions(const uint16_t* x, const uint16_t* dy, const Geometry& g,
-                                              int64_t p_first, int64_t p_count, float* ghat) {
-  constexpr int P = Tile2d<MH, MW>::kPositions;
+SKILLGRID_AVX512BF16 void WeightGradPositions(const uint16_t* x, const uint16_t* dy, const Geometry& g, int row_begin,
+                                              int row_end, float* ghat) {
+  constexpr int P = Tile2d<MH, MW>::kPositions, NW = Tile2d<MH, MW>::kNW;
+  const int64_t p_first = row_begin * NW, p_count = (row_end - row_begin) * NW;
   const int64_t tiles = g.tiles(), pairs = (tiles + 1) / 2;
   // Per-position blocks padded by 64 bytes, so that one tile's positions do not share an L1 set.
   const int64_t v_stride = kPairBlock * g.in * 2 + 32, e_stride = kPairBlock * g.out * 2 + 32;
@@ -381,9 +384,9 @@ SKILLGRID_AVX512BF16 void WeightGradPositions(const uint16_t* x, const uint16_t*
       const Geometry::Tile tile0 = g.TileAt(2 * k), tile1 = g.TileAt(2 * k + 1);
       const bool has_odd = 2 * k + 1 < tiles;
       for (int64_t c = 0; c < g.in; c += 16) {
-        InputTileTransform<MH, MW>(x, g, tile0, c, even);
+        InputTileTransform<MH, MW>(x, g, tile0, c, even, row_begin, row_end);
         if (has_odd) {
-          InputTileTransform<MH, MW>(x, g, tile1, c, odd);
+          InputTileTransform<MH, MW>(x, g, tile1, c, odd, row_begin, row_end);
         } else {
           for (__m512& z : odd) z = _mm512_setzero_ps();
         }
@@ -392,9 +395,9 @@ SKILLGRID_AVX512BF16 void WeightGradPositions(const uint16_t* x, const uint16_t*
         }
       }
       for (int64_t c = 0; c < g.out; c += 16) {
-        OutputGradTileTransform<MH, MW>(dy, g, tile0, c, even);
+        OutputGradTileTransform<MH, MW>(dy, g, tile0, c, even, row_begin, row_end);
         if (has_odd) {
-          OutputGradTileTransform<MH, MW>(dy, g, tile1, c, odd);
+          OutputGradTileTransform<MH, MW>(dy, g, tile1, c, odd, row_begin, row_end);
         } else {
           for (__m512& z : odd) z = _mm512_setzero_ps();
         }
@@ -443,12 +446,20 @@ SKILLGRID_AVX512BF16 void KernelGradTaps(const float* ghat, const Geometry& g, f
   }
 }
 
-// grad_bias[o0..o1) = dy summed over samples and cells, in cell order.
-void BiasGrad(const uint16_t* dy, const Geometry& g, float* gb, int64_t o0, int64_t o1) {
-  std::fill(gb + o0, gb + o1, 0.0f);
-  for (int64_t cell = 0; cell < g.n * g.h * g.w; ++cell) {
-    const uint16_t* row = dy + cell * g.out;
-    for (int64_t o = o0; o < o1; ++o) gb[o] += Bf16BitsToFloat(row[o]);
+// grad_bias[o0..o1) = dy summed over samples and cells, in cell order (16 channels per vector,
+// each lane its own channel's sum: the same order as a scalar loop).
+SKILLGRID_AVX512BF16 void BiasGrad(const uint16_t* dy, const Geometry& g, float* gb, int64_t o0, int64_t o1) {
+  const int64_t cells = g.n * g.h * g.w;
+  int64_t o = o0;
+  for (; o + 16 <= o1; o += 16) {
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t cell = 0; cell < cells; ++cell) sum = _mm512_add_ps(sum, LoadBf16(dy + cell * g.out + o));
+    _mm512_storeu_ps(gb + o, sum);
+  }
+  for (; o < o1; ++o) {
+    float sum = 0.0f;
+    for (int64_t cell = 0; cell < cells; ++cell) sum += Bf16BitsToFloat(dy[cell * g.out + o]);
+    gb[o] = sum;
   }
 }
 
@@ -501,14 +512,15 @@ struct TileKernels {
   // bf16. Each stage splits its work over threads in disjoint outputs; every sum runs in a
   // fixed order.
   static void WeightGrad(const uint16_t* x, const uint16_t* dy, const Geometry& g, float* gw, float* gb) {
-    // Positions split in groups, one per thread: each thread transforms every tile but keeps
-    // only its positions, so its operands and accumulators stay in its own core's L2.
-    const int64_t groups = std::clamp<int64_t>(at::get_num_threads(), 1, 4);
+    // Positions split by rows of the Winograd domain, one group per thread: each thread
+    // transforms only its rows of every tile and keeps its operands and accumulators in its
+    // own core's L2.
+    const int64_t groups = std::clamp<int64_t>(at::get_num_threads(), 1, std::min(4, T::kNH));
     const std::unique_ptr<float[]> ghat(new float[static_cast<size_t>(T::kPositions * g.out * g.in)]);
     at::parallel_for(0, groups, 1, [&](int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q) {
-        const int64_t first = T::kPositions * q / groups, count = T::kPositions * (q + 1) / groups - first;
-        WeightGradPositions<MH, MW>(x, dy, g, first, count, ghat.get());
+        WeightGradPositions<MH, MW>(x, dy, g, static_cast<int>(T::kNH * q / groups),
+                                    static_cast<int>(T::kNH * (q + 1) / groups), ghat.get());
       }
     });
     std::vector<float> taps(static_cast<size_t>(g.out * 9 * g.in));
