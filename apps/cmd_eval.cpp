@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include <ATen/Parallel.h>
 
 #include "skills/skill_conv_embedding.h"
+#include "skills/winograd_conv.h"
 #include "training/checkpoint.h"
 #include "training/config.h"
 #include "training/evaluate.h"
@@ -78,6 +80,9 @@ int RunEval(const EvalFlags& f) {
   if (f.episodes < 1) throw training::ConfigError("--episodes must be >= 1, got " + std::to_string(f.episodes));
   training::LoadedModel loaded = training::LoadModel(path, f.device, f.precision);
   const TrainConfig config = TrainConfig::FromJson(loaded.meta.at("config"));
+  // The bf16 Winograd tile the run trained with (its periodic evaluations used it too).
+  std::optional<skills::ScopedWinogradBf16Tile> tile;
+  if (const auto recorded = skills::ParseWinogradTile(config.winograd_tile)) tile.emplace(*recorded);
   const EvalPlan plan = PlanLevels(f, config, *loaded.model);
   TrainConfig t;
   t.threads = f.threads;
@@ -88,6 +93,9 @@ int RunEval(const EvalFlags& f) {
             << "\nepisodes_per_level: " << f.episodes << "\nseed: " << f.seed
             << "\nactions: " << (f.sample ? "sampled" : "argmax")
             << "\nprecision: " << skills::ConvPrecisionName(loaded.model->ConvPrecision()) << "\n";
+  if (loaded.model->ConvPrecision() == skills::ConvPrecision::kBFloat16 && skills::WinogradConvPreferred()) {
+    std::cout << "winograd_tile: " << skills::WinogradTileName(skills::WinogradBf16Tile()) << "\n";
+  }
   if (plan.num_unseen > 0) std::cout << "unseen_routing: " << f.unseen_routing << "\n";
   std::printf("%-28s %8s %12s %10s %8s\n", "level", "success", "mean_return", "length", "trained");
   double trained_sum = 0.0, unseen_sum = 0.0;

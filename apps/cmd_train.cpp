@@ -310,6 +310,9 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
        "accumulation; several times faster on CPUs with AMX, ~1.8x fp32 on AVX512-BF16 CPUs without AMX, whose 3x3 "
        "convolutions run as Winograd with 4x4 tiles (SKILLGRID_WINOGRAD_TILE=2x2 rounds less, runs slower); "
        "not for the small model)");
+  Flag(cmd, p, "--winograd-tile", &TrainConfig::winograd_tile,
+       "output tile of bf16's Winograd convolutions on AVX512-BF16 CPUs without AMX: 2x2 | 2x4 | 4x4 (larger: "
+       "fewer multiplies, more rounding; empty: SKILLGRID_WINOGRAD_TILE, else 4x4); recorded in config.json");
   Flag(cmd, p, "--router", &TrainConfig::router, "none | shared | private | expert | poly | mhr | mu | adamix");
   Flag(cmd, p, "--skills", &TrainConfig::skills, "skills per routed layer");
   Flag(cmd, p, "--inventory", &TrainConfig::inventory, "lowrank | dense | sparse");

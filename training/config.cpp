@@ -12,6 +12,7 @@
 #include "agents/actor_critic.h"
 #include "envs/level.h"
 #include "envs/state_io.h"
+#include "skills/winograd_conv.h"
 #include "training/evaluate.h"
 
 namespace skillgrid::training {
@@ -20,7 +21,7 @@ namespace {
 
 // Every field of TrainConfig, for JSON round-trips.
 #define SKILLGRID_TRAIN_CONFIG_FIELDS(X)                                                              \
-  X(run_dir) X(levels) X(frames) X(max_minutes) X(seed) X(threads) X(torch_threads) X(update_workers) X(device) X(model) X(precision) X(router) X(skills) X(inventory) \
+  X(run_dir) X(levels) X(frames) X(max_minutes) X(seed) X(threads) X(torch_threads) X(update_workers) X(device) X(model) X(precision) X(winograd_tile) X(router) X(skills) X(inventory) \
   X(rank) X(density) X(heads) X(families) X(algo) X(num_envs) X(frames_per_env) X(recurrence) X(epochs) \
   X(batch_size) X(lr) X(router_lr) X(optimizer) X(optim_eps) X(adam_beta1) X(adam_beta2)              \
   X(rmsprop_alpha) X(gamma) X(gae_lambda) X(clip) X(clip_value_loss) X(entropy_coef) X(value_coef)   \
@@ -118,6 +119,9 @@ void TrainConfig::Validate() const {
   }
   CheckDeviceName(device);
   CheckPrecision(precision, model);
+  if (!winograd_tile.empty() && !skills::ParseWinogradTile(winograd_tile).has_value()) {
+    Fail("--winograd-tile must be 2x2, 2x4 or 4x4 (or empty for the default), got '" + winograd_tile + "'");
+  }
   if (algo != "ppo" && algo != "a2c") Fail("--algo must be ppo or a2c, got '" + algo + "'");
   if (optimizer != "adam" && optimizer != "rmsprop") Fail("--optimizer must be adam or rmsprop, got '" + optimizer + "'");
   if (num_envs < 1) Fail("--num-envs must be >= 1, got " + std::to_string(num_envs));

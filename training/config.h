@@ -58,10 +58,15 @@ struct TrainConfig {
   std::string model = "small";
   /// Arithmetic of the image convolutions (bow_endpool_res, expert_filmcnn): "fp32" (default,
   /// the references') or "bf16" (mixed precision as torch.autocast: bfloat16 products with fp32
-  /// accumulation, fp32 parameters; several times faster than fp32 on CPUs with AMX, ~2.4x on AVX512-BF16
-  /// CPUs without it, where 3x3 convolutions run as Winograd F(2x2, 3x3)). The small model's
-  /// fused trunk has only fp32.
+  /// accumulation, fp32 parameters; several times faster than fp32 on CPUs with AMX, ~1.8x on
+  /// AVX512-BF16 CPUs without it, where 3x3 convolutions run as Winograd, see winograd_tile).
+  /// The small model's fused trunk has only fp32.
   std::string precision = "fp32";
+  /// Output tile of bf16's Winograd convolutions (AVX512-BF16 CPUs without AMX): "2x2", "2x4"
+  /// or "4x4" (skills/winograd_conv.h: larger tiles multiply less and round more). Empty (the
+  /// default): SKILLGRID_WINOGRAD_TILE, else 4x4. A bf16 run records the tile it used in its
+  /// config.json, so --resume and `skillgrid eval` keep it.
+  std::string winograd_tile;
   /// Router: none | shared | private | expert | poly | mhr | mu | adamix.
   std::string router = "poly";
   /// Skills per routed layer (Polytropon: 9).

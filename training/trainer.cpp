@@ -31,6 +31,7 @@
 #include "skills/router.h"
 #include "skills/task_batch.h"
 #include "skills/training_helpers.h"
+#include "skills/winograd_conv.h"
 #include "training/checkpoint.h"
 #include "training/evaluate.h"
 #include "training/fused_adam.h"
@@ -110,6 +111,8 @@ uint64_t WorkerSeed(uint64_t run_seed, int64_t update, int64_t minibatch, int wo
 
 struct Trainer::Impl {
   TrainConfig cfg;
+  /// The bf16 Winograd tile of this run (cfg.winograd_tile), in force while the trainer lives.
+  std::optional<skills::ScopedWinogradBf16Tile> winograd_tile;
   at::Device device{at::kCPU};
   int threads = 1;
   bool has_dir = false;
@@ -1024,6 +1027,11 @@ Trainer::Trainer(const TrainConfig& config, bool resume) : impl_(std::make_uniqu
     fs::create_directories(fs::path(s.cfg.run_dir) / "checkpoints");
   }
 
+  if (s.cfg.precision == "bf16" && s.device.is_cpu() && skills::WinogradConvPreferred()) {
+    // Recorded in config.json: a resumed run keeps the tile it started with.
+    if (s.cfg.winograd_tile.empty()) s.cfg.winograd_tile = skills::WinogradTileName(skills::WinogradBf16Tile());
+    s.winograd_tile.emplace(*skills::ParseWinogradTile(s.cfg.winograd_tile));
+  }
   at::manual_seed(s.cfg.seed);
   s.model = agents::ActorCritic(s.MakeModelOptions());
   s.model->SetConvPrecision(skills::ParseConvPrecision(s.cfg.precision));

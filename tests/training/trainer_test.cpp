@@ -24,6 +24,7 @@
 
 #include "skills/router.h"
 #include "skills/training_helpers.h"
+#include "skills/winograd_conv.h"
 #include "training/checkpoint.h"
 #include "training/config.h"
 #include "tests/cuda_util.h"
@@ -149,6 +150,8 @@ TEST(Config, BadValuesGiveOneLineErrors) {
   EXPECT_NE(error([](TrainConfig& c) { c.precision = "fp16"; }).find("--precision must be fp32 or bf16"),
             std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) { c.precision = "bf16"; }).find("the small model runs fp32"), std::string::npos);
+  EXPECT_NE(error([](TrainConfig& c) { c.winograd_tile = "3x3"; }).find("--winograd-tile must be 2x2, 2x4 or 4x4"),
+            std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) { c.rl_coef = 0.0; }).find("--rl-coef 0 leaves nothing to learn without --teacher"),
             std::string::npos);
   EXPECT_NE(error([](TrainConfig& c) {
@@ -316,6 +319,40 @@ TEST(Trainer, CheckpointsLoadInTheRunsPrecision) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("'fp8'"), std::string::npos) << e.what();
   }
+}
+
+// The JSON document in file `path`.
+nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+TEST(Trainer, Bf16RunsRecordTheirWinogradTileAndTrainWithIt) {
+  namespace sk = skillgrid::skills;
+  if (!sk::WinogradConvPreferred()) GTEST_SKIP() << "this CPU has no AVX512-BF16 without AMX: no Winograd tile";
+  const sk::WinogradTile before = sk::WinogradBf16Tile();
+  const std::string dir = TempDir("bf16_tile");
+  {
+    TrainConfig c = TinyBf16Bow(dir);
+    c.winograd_tile = "2x2";
+    Trainer t(c, false);
+    EXPECT_EQ(sk::WinogradBf16Tile(), sk::WinogradTile::k2x2);  // in force while the run lives
+    t.Step();
+    t.SaveCheckpoint();
+  }
+  EXPECT_EQ(sk::WinogradBf16Tile(), before);
+  EXPECT_EQ(ReadJson(dir + "/config.json").value("winograd_tile", std::string()), "2x2");
+  {
+    // Resumed from its config.json, the run trains with its tile again.
+    TrainConfig c = TrainConfig::FromJson(ReadJson(dir + "/config.json"));
+    c.frames *= 2;
+    Trainer t(c, true);
+    EXPECT_EQ(sk::WinogradBf16Tile(), sk::WinogradTile::k2x2);
+  }
+  // Unset, a run records the tile the process uses (SKILLGRID_WINOGRAD_TILE or the default).
+  const std::string fresh = TempDir("bf16_tile_default");
+  { Trainer t(TinyBf16Bow(fresh), false); }
+  EXPECT_EQ(ReadJson(fresh + "/config.json").value("winograd_tile", std::string()), sk::WinogradTileName(before));
 }
 
 // Runs `config` in directory a uninterrupted, and in directory b "killed" after update 3 (its last
