@@ -418,6 +418,9 @@ at::Tensor SkillConv2dImpl::ForwardBaseAndLowRankBf16(const at::Tensor& x, const
     const at::Tensor bias = base_->bias.defined() ? at::cat({base_->bias, at::zeros({ur + pad}, base_->bias.options())})
                                                   : at::Tensor();
     const at::Tensor both = WinogradConv3x3(xb, kernels, bias, /*flip_transpose=*/false);
+    // One pass adds each row's own r channels through its task's factors (the masked matmul
+    // below multiplied every task's, 7 in 8 of them zero, in fp32 copies).
+    if (out % 16 == 0) return AddTaskLowRankBf16(both, out, batch.slot_of_row, r, factors.b);
     base = both.narrow(1, 0, out);
     z = both.narrow(1, out, ur);
   } else {
