@@ -364,6 +364,11 @@ at::Tensor SkillConv2dImpl::forward(const at::Tensor& x, const TaskBatch& batch)
   const bool no_grad_low_rank_mix =
       mixed && !at::GradMode::is_enabled() && skills_->is_low_rank() && router_->n_splits() == 1;
   if (no_grad_low_rank_mix && !bf16 && patch_entries <= kMaxPatchEntries) return ForwardPatches(x, batch, weights);
+  if (no_grad_low_rank_mix && !bf16 && k == 3 && options.stride() == 1 && options.padding() == 1 &&
+      WinogradConv3x3Fp32Preferred(x)) {
+    const at::Tensor y = ForwardBaseAndLowRankWinogradFp32(x, batch, weights);
+    if (y.defined()) return y;
+  }
   if (no_grad_low_rank_mix && bf16) {
     const at::Tensor y = ForwardBaseAndLowRankBf16(x, batch, weights);
     if (y.defined()) return y;
@@ -398,6 +403,19 @@ at::Tensor SkillConv2dImpl::ForwardPatches(const at::Tensor& x, const TaskBatch&
   return prepared.Apply(patches).transpose(1, 2).view({n, out, ho, wo});
 }
 
+at::Tensor SkillConv2dImpl::ForwardBaseAndLowRankWinogradFp32(const at::Tensor& x, const TaskBatch& batch,
+                                                              const SkillWeights& weights) const {
+  if (skills_->MixBiasDelta(weights).defined()) return {};
+  const int64_t in = options.in_channels(), out = options.out_channels();
+  const SideBySideFactors factors = skills_->MixLowRankSideBySide(weights);  // a (P, U*r), b (U*r, out)
+  const int64_t ur = factors.a.size(1), r = ur / batch.num_unique();
+  const at::Tensor kernels = at::cat({base_->weight, factors.a.t().reshape({ur, in, 3, 3})});
+  const at::Tensor bias =
+      base_->bias.defined() ? at::cat({base_->bias, at::zeros({ur}, base_->bias.options())}) : at::Tensor();
+  const at::Tensor both = WinogradConv3x3Fp32(x, kernels, bias, /*flip_transpose=*/false);
+  return AddTaskLowRank(both, out, batch.slot_of_row, r, factors.b);
+}
+
 at::Tensor SkillConv2dImpl::ForwardBaseAndLowRankBf16(const at::Tensor& x, const TaskBatch& batch,
                                                       const SkillWeights& weights) const {
   if (skills_->MixBiasDelta(weights).defined()) return {};
@@ -420,7 +438,7 @@ at::Tensor SkillConv2dImpl::ForwardBaseAndLowRankBf16(const at::Tensor& x, const
     const at::Tensor both = WinogradConv3x3(xb, kernels, bias, /*flip_transpose=*/false);
     // One pass adds each row's own r channels through its task's factors (the masked matmul
     // below multiplied every task's, 7 in 8 of them zero, in fp32 copies).
-    if (out % 16 == 0) return AddTaskLowRankBf16(both, out, batch.slot_of_row, r, factors.b);
+    if (out % 16 == 0) return AddTaskLowRank(both, out, batch.slot_of_row, r, factors.b);
     base = both.narrow(1, 0, out);
     z = both.narrow(1, out, ur);
   } else {

@@ -107,6 +107,11 @@ class SkillConv2dImpl : public torch::nn::Cloneable<SkillConv2dImpl> {
   // large oneDNN calls instead of one small one per task; a rollout step has ~8 rows per task).
   // Undefined when the skills carry a bias delta (the caller then runs per task).
   at::Tensor ForwardBaseAndLowRankBf16(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights) const;
+  // The same in fp32 where 3x3 convolutions run as fp32 Winograd: one call over the base kernel
+  // and every task's factors (one kernel transform instead of one per task), then
+  // AddTaskLowRank. Undefined when the skills carry a bias delta.
+  at::Tensor ForwardBaseAndLowRankWinogradFp32(const at::Tensor& x, const TaskBatch& batch,
+                                               const SkillWeights& weights) const;
 
   torch::nn::Conv2d base_{nullptr};
   Router router_{nullptr};

@@ -538,7 +538,7 @@ struct TileKernels {
 };
 
 
-// Rows [n0, n1) of AddTaskLowRankBf16: per cell, the base channels plus the row's r factors.
+// Rows [n0, n1) of AddTaskLowRank in bf16: per cell, the base channels plus the row's r factors.
 SKILLGRID_AVX512BF16 void LowRankEpilogueRows(const uint16_t* both, int64_t channels, int64_t cells, int64_t out,
                                               const int64_t* slots, int64_t r, const float* b, uint16_t* y, int64_t n0,
                                               int64_t n1) {
@@ -703,33 +703,65 @@ at::Tensor WinogradConv3x3Blocks(const at::Tensor& x_in, const at::Tensor& kerne
   return y;
 }
 
-at::Tensor AddTaskLowRankBf16(const at::Tensor& both_in, int64_t out, const at::Tensor& slots_in, int64_t r,
-                              const at::Tensor& b_in) {
-  TORCH_CHECK(WinogradConvPreferred(), "AddTaskLowRankBf16 needs AVX512-BF16 without AMX (WinogradConvPreferred)");
-  TORCH_CHECK(both_in.dim() == 4 && both_in.scalar_type() == at::kBFloat16 && both_in.device().is_cpu() && out > 0 &&
-                  out % 16 == 0 && r > 0,
-              "AddTaskLowRankBf16: both ", both_in.sizes(), " ", both_in.scalar_type(), " with out ", out, " and r ", r,
-              " (needs 4-D bf16 on CPU, out a positive multiple of 16, r > 0)");
+namespace {
+
+// Rows [n0, n1) of AddTaskLowRank in fp32 (portable: fp32 Winograd also runs on AVX2-only CPUs).
+void LowRankEpilogueRowsFp32(const float* both, int64_t channels, int64_t cells, int64_t out, const int64_t* slots,
+                             int64_t r, const float* b, float* y, int64_t n0, int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const int64_t first = out + slots[n] * r;
+    const float* bs = b + slots[n] * r * out;
+    for (int64_t cell = 0; cell < cells; ++cell) {
+      const float* src = both + (n * cells + cell) * channels;
+      float* dst = y + (n * cells + cell) * out;
+      std::copy(src, src + out, dst);
+      for (int64_t k = 0; k < r; ++k) {
+        const float z = src[first + k];
+        const float* bk = bs + k * out;
+        for (int64_t o = 0; o < out; ++o) dst[o] += z * bk[o];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+at::Tensor AddTaskLowRank(const at::Tensor& both_in, int64_t out, const at::Tensor& slots_in, int64_t r,
+                          const at::Tensor& b_in) {
+  const bool bf16 = both_in.scalar_type() == at::kBFloat16;
+  TORCH_CHECK(!bf16 || WinogradConvPreferred(), "AddTaskLowRank: bf16 needs AVX512-BF16 without AMX (WinogradConvPreferred)");
+  TORCH_CHECK(both_in.dim() == 4 && (bf16 || both_in.scalar_type() == at::kFloat) && both_in.device().is_cpu() &&
+                  out > 0 && (!bf16 || out % 16 == 0) && r > 0,
+              "AddTaskLowRank: both ", both_in.sizes(), " ", both_in.scalar_type(), " with out ", out, " and r ", r,
+              " (needs 4-D bf16 or fp32 on CPU, out positive (a multiple of 16 in bf16), r > 0)");
   TORCH_CHECK(b_in.dim() == 2 && b_in.size(1) == out && b_in.size(0) % r == 0 && out + b_in.size(0) <= both_in.size(1),
-              "AddTaskLowRankBf16: b ", b_in.sizes(), " does not fit ", both_in.size(1), " channels with out ", out,
+              "AddTaskLowRank: b ", b_in.sizes(), " does not fit ", both_in.size(1), " channels with out ", out,
               " and r ", r);
-  TORCH_CHECK(slots_in.dim() == 1 && slots_in.size(0) == both_in.size(0), "AddTaskLowRankBf16: slots ",
+  TORCH_CHECK(slots_in.dim() == 1 && slots_in.size(0) == both_in.size(0), "AddTaskLowRank: slots ",
               slots_in.sizes(), " for ", both_in.size(0), " rows");
-  const at::Tensor both = ChannelsLastBf16(both_in);
+  const at::Tensor both = bf16 ? ChannelsLastBf16(both_in) : both_in.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor slots = slots_in.to(at::kLong).contiguous();
   const at::Tensor b = b_in.to(at::kFloat).contiguous();
   const int64_t n = both.size(0), cells = both.size(2) * both.size(3), num_slots = b.size(0) / r;
   const int64_t* slot_data = slots.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i) {
-    TORCH_CHECK(slot_data[i] >= 0 && slot_data[i] < num_slots, "AddTaskLowRankBf16: row ", i, " has slot ",
+    TORCH_CHECK(slot_data[i] >= 0 && slot_data[i] < num_slots, "AddTaskLowRank: row ", i, " has slot ",
                 slot_data[i], " of ", num_slots);
   }
   at::Tensor y = at::empty({n, out, both.size(2), both.size(3)}, both.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float* bp = b.data_ptr<float>();
+  const int64_t channels = both.size(1);
+  if (!bf16) {
+    const float* src = both.data_ptr<float>();
+    float* dst = y.data_ptr<float>();
+    at::parallel_for(0, n, 4, [&](int64_t n0, int64_t n1) {
+      LowRankEpilogueRowsFp32(src, channels, cells, out, slot_data, r, bp, dst, n0, n1);
+    });
+    return y;
+  }
 #ifdef SKILLGRID_HAVE_WINOGRAD_CODE
   const uint16_t* src = Bits(both);
   auto* dst = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
-  const float* bp = b.data_ptr<float>();
-  const int64_t channels = both.size(1);
   at::parallel_for(0, n, 4, [&](int64_t n0, int64_t n1) {
     LowRankEpilogueRows(src, channels, cells, out, slot_data, r, bp, dst, n0, n1);
   });

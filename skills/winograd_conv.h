@@ -78,13 +78,13 @@ at::Tensor WinogradConv3x3Blocks(const at::Tensor& x, const at::Tensor& kernels,
                                  at::Tensor out = at::Tensor());
 
 /// The low-rank epilogue of a routed convolution run as one Winograd call over the shared kernel
-/// and every task's input-side factors: `both` (N, out + U r + pad, H, W) bf16 channels-last
-/// holds the base output in its first `out` channels and then r channels per task slot; row n
-/// adds its own slot's: y[n] = both[n, :out] + sum over k < r of both[n, out + s r + k] b[s r + k]
-/// with s = slots[n], b (U r, out) fp32. Returns y (N, out, H, W) bf16 channels-last. Needs
-/// WinogradConvPreferred() and `out` a multiple of 16; rows split over threads, sums in a fixed order.
-at::Tensor AddTaskLowRankBf16(const at::Tensor& both, int64_t out, const at::Tensor& slots, int64_t r,
-                              const at::Tensor& b);
+/// and every task's input-side factors: `both` (N, out + U r + pad, H, W) channels-last holds the
+/// base output in its first `out` channels and then r channels per task slot; row n adds its
+/// own slot's: y[n] = both[n, :out] + sum over k < r of both[n, out + s r + k] b[s r + k] with
+/// s = slots[n], b (U r, out) fp32. Returns y (N, out, H, W) channels-last in both's type: bf16
+/// (needs WinogradConvPreferred() and `out` a multiple of 16) or fp32. Rows split over threads;
+/// every sum runs in a fixed order.
+at::Tensor AddTaskLowRank(const at::Tensor& both, int64_t out, const at::Tensor& slots, int64_t r, const at::Tensor& b);
 
 /// Weight and bias gradients of y = conv(x, w) + b (3x3, stride 1, padding 1) from x (N, C_in,
 /// H, W) and dy (N, C_out, H, W), both bfloat16: writes grad_weight (C_out, C_in, 3, 3) and

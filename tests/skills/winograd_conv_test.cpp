@@ -186,25 +186,34 @@ TEST(WinogradConv3x3, ResultsDoNotDependOnTheThreadCount) {
   }
 }
 
-TEST(AddTaskLowRankBf16, AddsEachRowsOwnTaskFactorsToTheBaseChannels) {
-  if (!WinogradConvPreferred()) GTEST_SKIP() << "this CPU has no AVX512-BF16, or has AMX";
+TEST(AddTaskLowRank, AddsEachRowsOwnTaskFactorsToTheBaseChannels) {
   torch::manual_seed(16);
   const int64_t n = 5, out = 32, r = 3, slots = 3, pad = 7;  // 32 base + 9 factor + 7 padding channels
-  const at::Tensor both = torch::randn({n, out + slots * r + pad, 3, 4}).to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor b = torch::randn({slots * r, out});
   const at::Tensor slot = torch::tensor({2, 0, 2, 1, 0}, at::kLong);
-  const at::Tensor y = AddTaskLowRankBf16(both, out, slot, r, b);
-  ASSERT_EQ(y.sizes(), at::IntArrayRef({n, out, 3, 4}));
-  EXPECT_EQ(y.scalar_type(), at::kBFloat16);
-  const at::Tensor f = both.to(at::kFloat);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t s = slot[i].item<int64_t>();
-    const at::Tensor z = f[i].narrow(0, out + s * r, r);                                     // (r, 3, 4)
-    const at::Tensor ref = f[i].narrow(0, 0, out) + at::einsum("khw,ko->ohw", {z, b.narrow(0, s * r, r)});
-    EXPECT_TRUE(torch::allclose(y[i].to(at::kFloat), ref, 1e-2, 1e-2)) << "row " << i;  // bf16 output rounding
+  for (const auto type : {at::kFloat, at::kBFloat16}) {
+    if (type == at::kBFloat16 && !WinogradConvPreferred()) continue;  // bf16 needs AVX512-BF16 without AMX
+    const at::Tensor both =
+        torch::randn({n, out + slots * r + pad, 3, 4}).to(type).contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor y = AddTaskLowRank(both, out, slot, r, b);
+    ASSERT_EQ(y.sizes(), at::IntArrayRef({n, out, 3, 4}));
+    EXPECT_EQ(y.scalar_type(), type);
+    const at::Tensor f = both.to(at::kFloat);
+    // bf16 rounds the output once; fp32 differs from einsum only in summation order.
+    const double tolerance = type == at::kFloat ? 1e-5 : 1e-2;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t s = slot[i].item<int64_t>();
+      const at::Tensor z = f[i].narrow(0, out + s * r, r);  // (r, 3, 4)
+      const at::Tensor ref = f[i].narrow(0, 0, out) + at::einsum("khw,ko->ohw", {z, b.narrow(0, s * r, r)});
+      EXPECT_TRUE(torch::allclose(y[i].to(at::kFloat), ref, tolerance, tolerance)) << "row " << i << " " << type;
+    }
+    EXPECT_THROW(AddTaskLowRank(both, out, torch::tensor({0, 1, 3, 0, 0}, at::kLong), r, b), c10::Error);  // slot 3
+    EXPECT_THROW(AddTaskLowRank(both, out, slot.narrow(0, 0, 4), r, b), c10::Error);                     // 4 slots
   }
-  EXPECT_THROW(AddTaskLowRankBf16(both, 24, slot, r, b.narrow(1, 0, 24)), c10::Error);  // out not a multiple of 16
-  EXPECT_THROW(AddTaskLowRankBf16(both, out, torch::tensor({0, 1, 3, 0, 0}, at::kLong), r, b), c10::Error);  // slot 3
+  if (WinogradConvPreferred()) {  // bf16's vector kernel needs out a multiple of 16
+    const at::Tensor both = torch::randn({n, 48, 3, 4}).to(at::kBFloat16);
+    EXPECT_THROW(AddTaskLowRank(both, 24, slot, r, b.narrow(1, 0, 24)), c10::Error);
+  }
 }
 
 TEST(WinogradTile, NamesParseBackAndTheScopedTileWinsAndRestores) {
