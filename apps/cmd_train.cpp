@@ -475,12 +475,11 @@ void AddConvBenchCommand(CLI::App& bench, int* exit_code) {
         // fp32 runs F(4x4, 3x3); bf16 F(MH x MW, 3x3) for its tile: (MH + 2)(MW + 2) multiplies
         // per MH x MW output tile, where a direct convolution needs 9 per output cell.
         const skills::WinogradTile bf16_tile = skills::WinogradBf16Tile();
-        const double mh = o->precision == "fp32" || bf16_tile == skills::WinogradTile::k4x4 ? 4.0 : 2.0;
-        const double mw = o->precision == "fp32" || bf16_tile != skills::WinogradTile::k2x2 ? 4.0 : 2.0;
+        const auto [mh, mw] = o->precision == "fp32" ? std::pair<int64_t, int64_t>{4, 4} : skills::WinogradTileSize(bf16_tile);
         if (o->precision == "bf16") std::printf("winograd_tile: %s\n", skills::WinogradTileName(bf16_tile));
-        const double tiles = std::ceil(o->size / mh) * std::ceil(o->size / mw);
+        const double tiles = static_cast<double>((o->size + mh - 1) / mh * ((o->size + mw - 1) / mw));
         std::printf("winograd_multiplies_per_direct: %.3f (a Winograd share of peak above 1 counts direct FLOPs)\n",
-                    tiles * (mh + 2) * (mw + 2) / (9.0 * o->size * o->size));
+                    tiles * static_cast<double>((mh + 2) * (mw + 2)) / (9.0 * o->size * o->size));
       }
       if (r.peak_gflops > 0.0) {
         std::printf("peak_gflops: %.1f (%s)\nforward_share_of_peak: %.3f\nbackward_share_of_peak: %.3f\n",

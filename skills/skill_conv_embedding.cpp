@@ -403,15 +403,23 @@ at::Tensor SkillConv2dImpl::ForwardPatches(const at::Tensor& x, const TaskBatch&
   return prepared.Apply(patches).transpose(1, 2).view({n, out, ho, wo});
 }
 
+std::pair<at::Tensor, at::Tensor> SkillConv2dImpl::BaseAndFactorKernels(const at::Tensor& a_kernels,
+                                                                       int64_t pad) const {
+  const at::Tensor zeros = at::zeros({pad, a_kernels.size(1), a_kernels.size(2), a_kernels.size(3)}, a_kernels.options());
+  const at::Tensor kernels = at::cat({base_->weight, a_kernels, zeros});
+  const at::Tensor bias =
+      base_->bias.defined() ? at::cat({base_->bias, at::zeros({a_kernels.size(0) + pad}, base_->bias.options())})
+                            : at::Tensor();
+  return {kernels, bias};
+}
+
 at::Tensor SkillConv2dImpl::ForwardBaseAndLowRankWinogradFp32(const at::Tensor& x, const TaskBatch& batch,
                                                               const SkillWeights& weights) const {
   if (skills_->MixBiasDelta(weights).defined()) return {};
   const int64_t in = options.in_channels(), out = options.out_channels();
   const SideBySideFactors factors = skills_->MixLowRankSideBySide(weights);  // a (P, U*r), b (U*r, out)
   const int64_t ur = factors.a.size(1), r = ur / batch.num_unique();
-  const at::Tensor kernels = at::cat({base_->weight, factors.a.t().reshape({ur, in, 3, 3})});
-  const at::Tensor bias =
-      base_->bias.defined() ? at::cat({base_->bias, at::zeros({ur}, base_->bias.options())}) : at::Tensor();
+  const auto [kernels, bias] = BaseAndFactorKernels(factors.a.t().reshape({ur, in, 3, 3}), /*pad=*/0);
   const at::Tensor both = WinogradConv3x3Fp32(x, kernels, bias, /*flip_transpose=*/false);
   return AddTaskLowRank(both, out, batch.slot_of_row, r, factors.b);
 }
@@ -426,26 +434,19 @@ at::Tensor SkillConv2dImpl::ForwardBaseAndLowRankBf16(const at::Tensor& x, const
   const std::vector<int64_t> stride{options.stride(), options.stride()}, padding{options.padding(), options.padding()};
   // The shared kernel over every row, and every task's r input-side factors as one more conv.
   const at::Tensor a_kernels = factors.a.t().reshape({ur, in, k, k});
-  at::Tensor base, z;  // (N, out, H', W') and (N, U*r, H', W')
   const bool same_3x3 = k == 3 && options.stride() == 1 && options.padding() == 1;
   if (same_3x3 && WinogradConv3x3Supports(xb, out)) {
-    // Winograd: both kernels as one, so the input is transformed once; output channels padded
-    // with zero kernels to the multiple of 32 the kernels need.
-    const int64_t pad = (32 - ur % 32) % 32;
-    const at::Tensor kernels = at::cat({base_->weight, a_kernels, at::zeros({pad, in, k, k}, a_kernels.options())});
-    const at::Tensor bias = base_->bias.defined() ? at::cat({base_->bias, at::zeros({ur + pad}, base_->bias.options())})
-                                                  : at::Tensor();
+    // Winograd: both kernels as one, so the input is transformed once (output channels padded
+    // with zero kernels to the multiple of 32 the kernels need); then one pass adds each row's
+    // own r channels through its task's factors (Supports guarantees out's multiple of 16).
+    const auto [kernels, bias] = BaseAndFactorKernels(a_kernels, /*pad=*/(32 - ur % 32) % 32);
     const at::Tensor both = WinogradConv3x3(xb, kernels, bias, /*flip_transpose=*/false);
-    // One pass adds each row's own r channels through its task's factors (the masked matmul
-    // below multiplied every task's, 7 in 8 of them zero, in fp32 copies).
-    if (out % 16 == 0) return AddTaskLowRank(both, out, batch.slot_of_row, r, factors.b);
-    base = both.narrow(1, 0, out);
-    z = both.narrow(1, out, ur);
-  } else {
-    base = at::conv2d(xb, ConvOperand(base_->weight, true),
-                      base_->bias.defined() ? base_->bias.to(at::kBFloat16) : at::Tensor(), stride, padding);
-    z = at::conv2d(xb, ConvOperand(a_kernels, true), {}, stride, padding);
+    return AddTaskLowRank(both, out, batch.slot_of_row, r, factors.b);
   }
+  const at::Tensor base = at::conv2d(xb, ConvOperand(base_->weight, true),  // (N, out, H', W')
+                                     base_->bias.defined() ? base_->bias.to(at::kBFloat16) : at::Tensor(), stride,
+                                     padding);
+  const at::Tensor z = at::conv2d(xb, ConvOperand(a_kernels, true), {}, stride, padding);  // (N, U*r, H', W')
   // Each row keeps its own task's r channels; then (N H' W', U*r) x (U*r, out) adds A_t B_t.
   const at::Tensor slots = batch.slot_of_row.to(x.device());
   const at::Tensor keep = (at::arange(ur, slots.options()).div(r, "floor").unsqueeze(0) == slots.unsqueeze(1))

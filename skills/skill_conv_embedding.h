@@ -107,6 +107,10 @@ class SkillConv2dImpl : public torch::nn::Cloneable<SkillConv2dImpl> {
   // large oneDNN calls instead of one small one per task; a rollout step has ~8 rows per task).
   // Undefined when the skills carry a bias delta (the caller then runs per task).
   at::Tensor ForwardBaseAndLowRankBf16(const at::Tensor& x, const TaskBatch& batch, const SkillWeights& weights) const;
+  // The shared kernel followed by the factor kernels a_kernels (U*r, in, k, k) and `pad` zero
+  // kernels, as one (out + U*r + pad, in, k, k) kernel, with the bias extended by zeros (undefined
+  // without one): a single convolution then computes the base output and every task's factors.
+  std::pair<at::Tensor, at::Tensor> BaseAndFactorKernels(const at::Tensor& a_kernels, int64_t pad) const;
   // The same in fp32 where 3x3 convolutions run as fp32 Winograd: one call over the base kernel
   // and every task's factors (one kernel transform instead of one per task), then
   // AddTaskLowRank. Undefined when the skills carry a bias delta.

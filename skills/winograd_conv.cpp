@@ -50,21 +50,6 @@ struct Geometry {
   }
 };
 
-// Output rows and columns per tile of `tile`.
-std::pair<int64_t, int64_t> TileSize(WinogradTile tile) {
-  switch (tile) {
-    case WinogradTile::k2x2: return {2, 2};
-    case WinogradTile::k2x4: return {2, 4};
-    case WinogradTile::k4x4: return {4, 4};
-  }
-  return {2, 2};
-}
-
-int64_t Positions(WinogradTile tile) {
-  const auto [mh, mw] = TileSize(tile);
-  return (mh + 2) * (mw + 2);
-}
-
 #ifdef SKILLGRID_HAVE_WINOGRAD_CODE
 
 bool QueryAvx512Bf16() {
@@ -583,6 +568,15 @@ std::optional<WinogradTile> ParseWinogradTile(const std::string& text) {
   return std::nullopt;
 }
 
+std::pair<int64_t, int64_t> WinogradTileSize(WinogradTile tile) {
+  switch (tile) {
+    case WinogradTile::k2x2: return {2, 2};
+    case WinogradTile::k2x4: return {2, 4};
+    case WinogradTile::k4x4: return {4, 4};
+  }
+  return {2, 2};
+}
+
 const char* WinogradTileName(WinogradTile tile) {
   switch (tile) {
     case WinogradTile::k2x2: return "2x2";
@@ -664,7 +658,8 @@ at::Tensor WinogradConv3x3Blocks(const at::Tensor& x_in, const at::Tensor& kerne
   }
   TORCH_CHECK(total_rows == x_in.size(0), "WinogradConv3x3: blocks of ", total_rows, " rows for x ", x_in.sizes());
   const at::Tensor x = ChannelsLastBf16(x_in);
-  const auto [mh, mw] = TileSize(WinogradBf16Tile());
+  const WinogradTile tile = WinogradBf16Tile();  // read once: geometry and kernels must agree
+  const auto [mh, mw] = WinogradTileSize(tile);
   const Geometry g{x.size(0), in, out, x.size(2), x.size(3), mh, mw};
   if (y.defined()) {
     TORCH_CHECK(y.sizes() == at::IntArrayRef({g.n, out, g.h, g.w}) && y.scalar_type() == at::kBFloat16 &&
@@ -679,13 +674,13 @@ at::Tensor WinogradConv3x3Blocks(const at::Tensor& x_in, const at::Tensor& kerne
   const at::Tensor k32 = kernels.to(at::kFloat);
   const at::Tensor wt =
       (flip_transpose ? k32.flip({3, 4}).permute({0, 1, 3, 4, 2}) : k32.permute({0, 2, 3, 4, 1})).contiguous();
-  const int64_t positions = Positions(WinogradBf16Tile());
+  const int64_t positions = (mh + 2) * (mw + 2);
   at::Tensor u = at::empty({blocks, positions, in / 2, out, 2}, x.options().memory_format(at::MemoryFormat::Contiguous));
   auto* u_bits = reinterpret_cast<uint16_t*>(u.data_ptr<at::BFloat16>());
   const at::Tensor b32 = biases.defined() ? biases.to(at::kFloat).reshape({blocks, out}).contiguous() : at::Tensor();
   const float* bias_data = b32.defined() ? b32.data_ptr<float>() : nullptr;
   auto* y_bits = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
-  switch (WinogradBf16Tile()) {
+  switch (tile) {
     case WinogradTile::k2x2:
       TileKernels<2, 2>::TransformKernels(wt.data_ptr<float>(), blocks, in, out, u_bits);
       TileKernels<2, 2>::Forward(Bits(x), u_bits, bias_data, g, rows_per_block, y_bits);
@@ -776,7 +771,8 @@ void WinogradConv3x3WeightGrad(const at::Tensor& x_in, const at::Tensor& dy_in, 
                   x_in.size(2) == dy_in.size(2) && x_in.size(3) == dy_in.size(3),
               "WinogradConv3x3WeightGrad: unsupported operands x ", x_in.sizes(), " ", x_in.scalar_type(), " and dy ",
               dy_in.sizes(), " ", dy_in.scalar_type(), " (needs AVX512-BF16 without AMX, bf16, channels multiples of 32)");
-  const auto [mh, mw] = TileSize(WinogradBf16Tile());
+  const WinogradTile tile = WinogradBf16Tile();  // read once: geometry and kernels must agree
+  const auto [mh, mw] = WinogradTileSize(tile);
   const Geometry g{x_in.size(0), x_in.size(1), dy_in.size(1), x_in.size(2), x_in.size(3), mh, mw};
   TORCH_CHECK(grad_weight.scalar_type() == at::kFloat && grad_weight.is_contiguous() &&
                   grad_weight.sizes() == at::IntArrayRef({g.out, g.in, 3, 3}),
@@ -789,7 +785,7 @@ void WinogradConv3x3WeightGrad(const at::Tensor& x_in, const at::Tensor& dy_in, 
   const at::Tensor x = ChannelsLastBf16(x_in), dy = ChannelsLastBf16(dy_in);
   float* gw = grad_weight.data_ptr<float>();
   float* gb = grad_bias.defined() ? grad_bias.data_ptr<float>() : nullptr;
-  switch (WinogradBf16Tile()) {
+  switch (tile) {
     case WinogradTile::k2x2: TileKernels<2, 2>::WeightGrad(Bits(x), Bits(dy), g, gw, gb); break;
     case WinogradTile::k2x4: TileKernels<2, 4>::WeightGrad(Bits(x), Bits(dy), g, gw, gb); break;
     case WinogradTile::k4x4: TileKernels<4, 4>::WeightGrad(Bits(x), Bits(dy), g, gw, gb); break;

@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -26,6 +27,9 @@ constexpr WinogradTile kDefaultWinogradTile = WinogradTile::k4x4;
 /// The tile the kernels use now: a ScopedWinogradBf16Tile's, else SKILLGRID_WINOGRAD_TILE's
 /// (read once; an invalid value throws c10::Error naming it), else kDefaultWinogradTile.
 WinogradTile WinogradBf16Tile();
+
+/// Output rows and columns (MH, MW) of a tile.
+std::pair<int64_t, int64_t> WinogradTileSize(WinogradTile tile);
 
 /// "2x2", "2x4" or "4x4".
 const char* WinogradTileName(WinogradTile tile);
