@@ -21,6 +21,14 @@ Observation Observation::To(const at::Device& device) const {
   return o;
 }
 
+Observation Observation::SelectRows(const at::Tensor& rows) const {
+  Observation o = *this;
+  o.images = images.index_select(0, rows);
+  o.task_ids = task_ids.index_select(0, rows);
+  o.instr_index = instr_index.index_select(0, rows);
+  return o;
+}
+
 Observation MakeObservation(const at::Tensor& images, const at::Tensor& tokens, const at::Tensor& lengths,
                             const at::Tensor& tasks) {
   TORCH_CHECK(images.dim() == 4 && images.size(3) == 3 && images.scalar_type() == at::kByte,

@@ -27,6 +27,9 @@ struct Observation {
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
   /// The same batch with every tensor on `device`.
   Observation To(const at::Device& device) const;
+  /// Rows `rows` ((R) int64, on this batch's device) of this batch; the distinct instructions
+  /// stay as they are (some may then have no row), so no host work is needed.
+  Observation SelectRows(const at::Tensor& rows) const;
 };
 
 /// Builds an Observation from host data: images (B, 7, 7, 3) uint8, tokens (B, W) int32 padded

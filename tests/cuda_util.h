@@ -28,6 +28,15 @@ inline void UseFullFp32() {
 /// ~1e-6 relative per layer; a wrong layout or a lost term is off by O(1).
 constexpr double kCudaTolerance = 2e-3;
 
+/// Relative tolerance of parameter gradients (device against host, true fp32, batch of 8):
+/// batch-statistics BatchNorm over 8 rows divides by small variances, and expert_filmcnn's
+/// gradients came out up to 5.3e-3 off on an H200 (2026-12-04); a lost term is still off by O(1).
+constexpr double kCudaGradientTolerance = 1e-2;
+
+/// Absolute floor of that comparison: FiLM beta biases before a batch-statistics BatchNorm have
+/// gradients that cancel to ~1e-6, where the H200 differed by up to 5.9e-6.
+constexpr double kCudaGradientFloor = 2e-5;
+
 /// max |a - b| / (max |b| + 1e-6), with `a` brought to the host.
 inline double RelativeMaxError(const at::Tensor& a, const at::Tensor& b) {
   const at::Tensor ac = a.detach().to(at::kCPU).to(at::kDouble), bc = b.detach().to(at::kCPU).to(at::kDouble);
