@@ -4,10 +4,12 @@
 #   there:  run(command="bash scripts/device_check.sh", carry=[".device"], timeout_s=600)
 # Builds the CLI and the test binaries against that machine's PyTorch LibTorch (2.x) into
 # build-cuda/ (viewer and micro-benchmarks off), runs `bench train --device cuda --phases` for
-# bow_endpool_res (routed and plain, fp32; bf16 with 1024 envs, also with 16x larger minibatches)
-# and the small model, then every *_CUDA test. Logs go to $OUT (else build-cuda/out); the last lines summarise the benchmarks.
+# bow_endpool_res (64 envs in fp32 and bf16; 4,096 and 8,192 envs with minibatches grown with
+# them), then every *_CUDA test. Logs go to $OUT (else build-cuda/out); the last lines summarise
+# the benchmarks. About 200 s on an H200 host with 16 cores (96 s of it the build).
 # SKILLGRID_DEVICE_STEPS=build,tests,bench chooses steps (default: all three);
-# SKILLGRID_TORCH_PREFIX overrides the LibTorch CMake prefix taken from python3.
+# SKILLGRID_TORCH_PREFIX overrides the LibTorch CMake prefix taken from python3;
+# SKILLGRID_DEVICE_TEST_S caps the tests' wall time (default 240 s).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
