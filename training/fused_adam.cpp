@@ -6,6 +6,10 @@
 #include <string>
 #include <type_traits>
 
+#include <map>
+#include <utility>
+
+#include <ATen/Functions.h>
 #include <c10/util/Exception.h>
 #include <torch/utils.h>
 
@@ -110,6 +114,72 @@ void FusedAdamStep(torch::optim::Adam& adam, double grad_scale) {
         const float denom = std::sqrt(v[i]) / root_bc2 + eps;
         w[i] = w[i] + neg_step * (m[i] / denom);
       }
+    }
+  }
+}
+
+bool CanMultiTensorAdam(torch::optim::Adam& adam) {
+  for (auto& group : adam.param_groups()) {
+    if (static_cast<const torch::optim::AdamOptions&>(group.options()).amsgrad()) return false;
+    for (const auto& p : group.params()) {
+      const at::Tensor& first = group.params().front();
+      if (p.is_sparse() || p.device() != first.device() || p.scalar_type() != first.scalar_type()) return false;
+    }
+  }
+  return true;
+}
+
+double MultiTensorGradientNorm(const std::vector<at::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  // _foreach_norm wants one device and dtype per call.
+  std::map<std::pair<std::string, at::ScalarType>, std::vector<at::Tensor>> lists;
+  for (const auto& p : params) {
+    if (p.grad().defined()) lists[{p.grad().device().str(), p.grad().scalar_type()}].push_back(p.grad());
+  }
+  double sum = 0.0;
+  for (const auto& [key, grads] : lists) {
+    const at::Tensor norm = at::stack(at::_foreach_norm(grads)).to(at::kDouble).norm();
+    const double n = norm.item<double>();
+    sum += n * n;
+  }
+  return std::sqrt(sum);
+}
+
+void MultiTensorAdamStep(torch::optim::Adam& adam, double grad_scale) {
+  torch::NoGradGuard no_grad;
+  for (auto& group : adam.param_groups()) {
+    const auto& options = static_cast<const torch::optim::AdamOptions&>(group.options());
+    TORCH_CHECK(!options.amsgrad(), "MultiTensorAdamStep: AMSGrad is not supported; use adam.step()");
+    const double beta1 = std::get<0>(options.betas()), beta2 = std::get<1>(options.betas());
+    // Parameters that took the same number of steps share their bias corrections (all of
+    // them, unless some had no gradient at an earlier step).
+    std::map<int64_t, std::vector<at::Tensor>> params, grads, exp_avgs, exp_avg_sqs;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      TORCH_CHECK(p.grad().device() == p.device() && p.grad().scalar_type() == p.scalar_type(),
+                  "MultiTensorAdamStep: the gradient of a parameter of shape ", p.sizes(), " is ",
+                  p.grad().options(), ", the parameter ", p.options());
+      auto& state = StateOf(adam, p);
+      state.step(state.step() + 1);
+      params[state.step()].push_back(p);
+      grads[state.step()].push_back(p.grad());
+      exp_avgs[state.step()].push_back(state.exp_avg());
+      exp_avg_sqs[state.step()].push_back(state.exp_avg_sq());
+    }
+    for (auto& [step, w] : params) {
+      std::vector<at::Tensor>& g = grads[step];
+      if (grad_scale != 1.0) at::_foreach_mul_(g, grad_scale);  // as clip_grad_norm_ does, in place
+      if (options.weight_decay() != 0.0) g = at::_foreach_add(g, w, options.weight_decay());
+      const double bias_correction1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+      const double bias_correction2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+      at::_foreach_mul_(exp_avgs[step], beta1);
+      at::_foreach_add_(exp_avgs[step], g, 1.0 - beta1);
+      at::_foreach_mul_(exp_avg_sqs[step], beta2);
+      at::_foreach_addcmul_(exp_avg_sqs[step], g, g, 1.0 - beta2);
+      std::vector<at::Tensor> denom = at::_foreach_sqrt(exp_avg_sqs[step]);
+      at::_foreach_div_(denom, std::sqrt(bias_correction2));
+      at::_foreach_add_(denom, options.eps());
+      at::_foreach_addcdiv_(w, exp_avgs[step], denom, at::Scalar(-options.lr() / bias_correction1));
     }
   }
 }

@@ -23,4 +23,18 @@ double GradientNorm(const std::vector<at::Tensor>& params);
 /// checkpoints and adam.step() keep working. Requires CanFuseAdam(adam).
 void FusedAdamStep(torch::optim::Adam& adam, double grad_scale);
 
+/// Whether MultiTensorAdamStep can run `adam`: no AMSGrad, no sparse parameters, and each
+/// group's parameters on one device in one dtype.
+bool CanMultiTensorAdam(torch::optim::Adam& adam);
+
+/// GradientNorm for any device: every gradient's norm in one multi-tensor operator (a few
+/// kernel launches on a GPU instead of two per parameter), then one host read.
+double MultiTensorGradientNorm(const std::vector<at::Tensor>& params);
+
+/// FusedAdamStep for any device, with multi-tensor ATen operators (_foreach_*): about ten
+/// launches per parameter group instead of ~10 per parameter on a GPU. The same formulas and
+/// state as adam.step() after scaling the gradients in place by grad_scale (on the CPU, the
+/// same values bit for bit). Requires CanMultiTensorAdam(adam).
+void MultiTensorAdamStep(torch::optim::Adam& adam, double grad_scale);
+
 }  // namespace skillgrid::training

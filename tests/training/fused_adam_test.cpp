@@ -7,6 +7,8 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/torch.h>
 
+#include "tests/cuda_util.h"
+
 namespace skillgrid::training {
 namespace {
 
@@ -92,6 +94,77 @@ TEST(FusedAdam, RefusesAmsgradAndNonFloatParameters) {
   } catch (const c10::Error& e) {
     EXPECT_NE(std::string(e.what_without_backtrace()).find("not a contiguous CPU float32"), std::string::npos)
         << e.what_without_backtrace();
+  }
+}
+
+TEST(MultiTensorAdam, EqualsAdamStepBitForBitAndFollowsClipGradNorm) {
+  AdamRig ref = Make(3), ours = Make(3);
+  ASSERT_TRUE(CanMultiTensorAdam(*ours.adam));
+  for (int step = 0; step < 4; ++step) {  // unclipped: the same ATen arithmetic as adam.step()
+    SetGradients(ref, step);
+    SetGradients(ours, step);
+    if (step == 1) {  // one parameter without a gradient: its step count falls behind the others'
+      ref.params[1].mutable_grad() = at::Tensor();
+      ours.params[1].mutable_grad() = at::Tensor();
+    }
+    ref.adam->step();
+    MultiTensorAdamStep(*ours.adam, 1.0);
+    for (size_t i = 0; i < ref.params.size(); ++i) {
+      EXPECT_TRUE(torch::equal(ours.params[i], ref.params[i])) << "step " << step << " param " << i;
+    }
+  }
+  const double max_norm = 1.0;
+  for (int step = 4; step < 8; ++step) {  // even steps clip
+    SetGradients(ref, step);
+    SetGradients(ours, step);
+    const double ref_norm = torch::nn::utils::clip_grad_norm_(ref.params, max_norm);
+    ref.adam->step();
+    const double norm = MultiTensorGradientNorm(ours.params);
+    EXPECT_NEAR(norm, ref_norm, 1e-5 * ref_norm) << "step " << step;
+    const double clip = max_norm / (norm + 1e-6);
+    MultiTensorAdamStep(*ours.adam, clip < 1.0 ? clip : 1.0);
+    for (size_t i = 0; i < ref.params.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(ours.params[i], ref.params[i], 1e-5, 1e-6)) << "step " << step << " param " << i;
+    }
+  }
+}
+
+TEST(MultiTensorAdam, NormReportsNonFiniteGradientsAndRefusesAmsgradOrMixedDevices) {
+  AdamRig s = Make(4);
+  s.params[0].mutable_grad() = torch::ones({5, 3});
+  s.params[2].mutable_grad() = torch::ones({2, 2, 2});
+  EXPECT_NEAR(MultiTensorGradientNorm(s.params), std::sqrt(23.0), 1e-6);
+  s.params[2].mutable_grad()[0][0][0] = std::numeric_limits<float>::infinity();
+  EXPECT_FALSE(std::isfinite(MultiTensorGradientNorm(s.params)));
+  auto p = torch::randn({3}).requires_grad_();
+  torch::optim::Adam amsgrad({p}, torch::optim::AdamOptions(1e-3).amsgrad(true));
+  EXPECT_FALSE(CanMultiTensorAdam(amsgrad));
+  auto d = torch::randn({3}, torch::kDouble).requires_grad_();
+  torch::optim::Adam mixed({p, d}, torch::optim::AdamOptions(1e-3));
+  EXPECT_FALSE(CanMultiTensorAdam(mixed));
+  torch::optim::Adam doubles({d}, torch::optim::AdamOptions(1e-3));
+  EXPECT_TRUE(CanMultiTensorAdam(doubles));  // any one dtype and device per group
+}
+
+TEST(MultiTensorAdam_CUDA, StepOnTheDeviceMatchesAdamStepOnTheHost) {
+  SKILLGRID_REQUIRE_CUDA();
+  AdamRig ref = Make(5), ours = Make(5);
+  for (auto& p : ours.params) p.set_data(p.data().to(at::kCUDA));
+  ASSERT_TRUE(CanMultiTensorAdam(*ours.adam));
+  for (int step = 0; step < 5; ++step) {
+    SetGradients(ref, step);
+    SetGradients(ours, step);
+    for (auto& p : ours.params) p.mutable_grad() = p.grad().to(at::kCUDA);
+    const double ref_norm = torch::nn::utils::clip_grad_norm_(ref.params, 1.0);
+    ref.adam->step();
+    const double norm = MultiTensorGradientNorm(ours.params);
+    EXPECT_NEAR(norm, ref_norm, 1e-5 * ref_norm) << "step " << step;
+    const double clip = 1.0 / (norm + 1e-6);
+    MultiTensorAdamStep(*ours.adam, clip < 1.0 ? clip : 1.0);
+    for (size_t i = 0; i < ref.params.size(); ++i) {
+      EXPECT_EQ(ours.params[i].device().type(), at::kCUDA);
+      EXPECT_TRUE(torch::allclose(ours.params[i].cpu(), ref.params[i], 1e-5, 1e-6)) << "step " << step << " param " << i;
+    }
   }
 }
 
