@@ -2,6 +2,8 @@
 // float rounding), share the optimiser's state, and refuse what it cannot run.
 #include "training/fused_adam.h"
 
+#include <functional>
+
 #include <gtest/gtest.h>
 
 #include <torch/nn/utils/clip_grad.h>
@@ -39,24 +41,36 @@ void SetGradients(AdamRig& s, int step) {
   for (auto& p : s.params) p.mutable_grad() = torch::randn(p.sizes()) * (step % 2 == 0 ? 3.0 : 0.1);
 }
 
-TEST(FusedAdam, FollowsClipGradNormAndAdamStepOverSeveralSteps) {
-  AdamRig ref = Make(1), ours = Make(1);
-  ASSERT_TRUE(CanFuseAdam(*ours.adam));
+// Steps [first, last) of clip_grad_norm_(max norm 1) + adam.step() on `ref` against `norm_of` +
+// `step_with` (given the clip factor) on `ours`, whose parameters may live on `device`; even
+// steps clip (large gradients), odd steps do not.
+void ExpectFollowsClipAndAdam(AdamRig& ref, AdamRig& ours, int first, int last,
+                              const std::function<double(const std::vector<at::Tensor>&)>& norm_of,
+                              const std::function<void(torch::optim::Adam&, double)>& step_with,
+                              at::Device device = at::kCPU) {
   const double max_norm = 1.0;
-  for (int step = 0; step < 6; ++step) {  // even steps clip (large gradients), odd steps do not
+  for (int step = first; step < last; ++step) {
     SetGradients(ref, step);
     SetGradients(ours, step);
+    for (auto& p : ours.params) p.mutable_grad() = p.grad().to(device);
     const double ref_norm = torch::nn::utils::clip_grad_norm_(ref.params, max_norm);
     ref.adam->step();
-    const double norm = GradientNorm(ours.params);
+    const double norm = norm_of(ours.params);
     EXPECT_NEAR(norm, ref_norm, 1e-5 * ref_norm) << "step " << step;
     const double clip = max_norm / (norm + 1e-6);
-    FusedAdamStep(*ours.adam, clip < 1.0 ? clip : 1.0);
+    step_with(*ours.adam, clip < 1.0 ? clip : 1.0);
     for (size_t i = 0; i < ref.params.size(); ++i) {
-      EXPECT_TRUE(torch::allclose(ours.params[i], ref.params[i], 1e-5, 1e-6))
+      EXPECT_EQ(ours.params[i].device().type(), device.type());
+      EXPECT_TRUE(torch::allclose(ours.params[i].cpu(), ref.params[i], 1e-5, 1e-6))
           << "step " << step << " param " << i << "\n" << ours.params[i] << "\nvs\n" << ref.params[i];
     }
   }
+}
+
+TEST(FusedAdam, FollowsClipGradNormAndAdamStepOverSeveralSteps) {
+  AdamRig ref = Make(1), ours = Make(1);
+  ASSERT_TRUE(CanFuseAdam(*ours.adam));
+  ExpectFollowsClipAndAdam(ref, ours, 0, 6, GradientNorm, FusedAdamStep);
   // The state lives in the optimiser: a plain adam.step() continues from it.
   SetGradients(ref, 6);
   SetGradients(ours, 6);
@@ -113,20 +127,7 @@ TEST(MultiTensorAdam, EqualsAdamStepBitForBitAndFollowsClipGradNorm) {
       EXPECT_TRUE(torch::equal(ours.params[i], ref.params[i])) << "step " << step << " param " << i;
     }
   }
-  const double max_norm = 1.0;
-  for (int step = 4; step < 8; ++step) {  // even steps clip
-    SetGradients(ref, step);
-    SetGradients(ours, step);
-    const double ref_norm = torch::nn::utils::clip_grad_norm_(ref.params, max_norm);
-    ref.adam->step();
-    const double norm = MultiTensorGradientNorm(ours.params);
-    EXPECT_NEAR(norm, ref_norm, 1e-5 * ref_norm) << "step " << step;
-    const double clip = max_norm / (norm + 1e-6);
-    MultiTensorAdamStep(*ours.adam, clip < 1.0 ? clip : 1.0);
-    for (size_t i = 0; i < ref.params.size(); ++i) {
-      EXPECT_TRUE(torch::allclose(ours.params[i], ref.params[i], 1e-5, 1e-6)) << "step " << step << " param " << i;
-    }
-  }
+  ExpectFollowsClipAndAdam(ref, ours, 4, 8, MultiTensorGradientNorm, MultiTensorAdamStep);
 }
 
 TEST(MultiTensorAdam, NormReportsNonFiniteGradientsAndRefusesAmsgradOrMixedDevices) {
@@ -151,21 +152,7 @@ TEST(MultiTensorAdam_CUDA, StepOnTheDeviceMatchesAdamStepOnTheHost) {
   AdamRig ref = Make(5), ours = Make(5);
   for (auto& p : ours.params) p.set_data(p.data().to(at::kCUDA));
   ASSERT_TRUE(CanMultiTensorAdam(*ours.adam));
-  for (int step = 0; step < 5; ++step) {
-    SetGradients(ref, step);
-    SetGradients(ours, step);
-    for (auto& p : ours.params) p.mutable_grad() = p.grad().to(at::kCUDA);
-    const double ref_norm = torch::nn::utils::clip_grad_norm_(ref.params, 1.0);
-    ref.adam->step();
-    const double norm = MultiTensorGradientNorm(ours.params);
-    EXPECT_NEAR(norm, ref_norm, 1e-5 * ref_norm) << "step " << step;
-    const double clip = 1.0 / (norm + 1e-6);
-    MultiTensorAdamStep(*ours.adam, clip < 1.0 ? clip : 1.0);
-    for (size_t i = 0; i < ref.params.size(); ++i) {
-      EXPECT_EQ(ours.params[i].device().type(), at::kCUDA);
-      EXPECT_TRUE(torch::allclose(ours.params[i].cpu(), ref.params[i], 1e-5, 1e-6)) << "step " << step << " param " << i;
-    }
-  }
+  ExpectFollowsClipAndAdam(ref, ours, 0, 5, MultiTensorGradientNorm, MultiTensorAdamStep, at::kCUDA);
 }
 
 }  // namespace
