@@ -22,10 +22,18 @@ Observation Observation::To(const at::Device& device) const {
 }
 
 Observation Observation::SelectRows(const at::Tensor& rows) const {
-  Observation o = *this;
+  Observation o;
   o.images = images.index_select(0, rows);
   o.task_ids = task_ids.index_select(0, rows);
-  o.instr_index = instr_index.index_select(0, rows);
+  // Only the instructions these rows use (ascending), trimmed to the longest of them, so the
+  // encoder runs no idle rows or padding steps.
+  const auto [used, inverse, counts] =
+      at::_unique2(instr_index.index_select(0, rows), /*sorted=*/true, /*return_inverse=*/true);
+  o.instr_index = inverse.view({-1});
+  o.instr_lengths = instr_lengths.index_select(0, used);
+  o.instr_tasks = instr_tasks.index_select(0, used);
+  const int64_t longest = used.numel() > 0 ? o.instr_lengths.max().item<int64_t>() : 0;
+  o.instr_tokens = instr_tokens.index_select(0, used).narrow(1, 0, std::min(longest, instr_tokens.size(1)));
   return o;
 }
 

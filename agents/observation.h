@@ -27,8 +27,8 @@ struct Observation {
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
   /// The same batch with every tensor on `device`.
   Observation To(const at::Device& device) const;
-  /// Rows `rows` ((R) int64, on this batch's device) of this batch; the distinct instructions
-  /// stay as they are (some may then have no row), so no host work is needed.
+  /// Rows `rows` ((R) int64, on this batch's device) of this batch, with only the distinct
+  /// instructions they use (in their order here) and padding trimmed to the longest of those.
   Observation SelectRows(const at::Tensor& rows) const;
 };
 
