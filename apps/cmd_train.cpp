@@ -296,9 +296,10 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   Flag(cmd, p, "--seed", &TrainConfig::seed, "seed of everything");
   Flag(cmd, p, "--run-dir", &TrainConfig::run_dir, "run directory");
   cmd->get_option("--run-dir")->default_str("runs/<model>-<router>-seed<seed>");
-  Flag(cmd, p, "--device", &TrainConfig::device, "network device: cpu | cuda (envs always step on CPU). A GPU wants thousands of envs with "
-       "minibatches grown alike: bow_endpool_res ran ~2,600 frames/s on an H200 with BabyAI's 64 envs, "
-       "~66,000 with --num-envs 4096 --batch-size 81920 --precision bf16");
+  Flag(cmd, p, "--device", &TrainConfig::device,
+       "network device: cpu | cuda (envs always step on CPU). A GPU wants thousands of envs with minibatches "
+       "grown alike: bow_endpool_res ran ~2,600 frames/s on an H200 with BabyAI's 64 envs, ~66,000 with "
+       "--num-envs 4096 --batch-size 81920 --precision bf16");
   Flag(cmd, p, "--threads", &TrainConfig::threads, "env threads, and torch threads unless --torch-threads (0 = all cores)");
   Flag(cmd, p, "--torch-threads", &TrainConfig::torch_threads, "torch intra-op threads (0 = auto: 1 for the small model)");
   Flag(cmd, p, "--update-workers", &TrainConfig::update_workers,

@@ -1,12 +1,11 @@
 #include "training/fused_adam.h"
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <type_traits>
-
-#include <map>
 #include <utility>
 
 #include <ATen/Functions.h>
@@ -121,8 +120,9 @@ void FusedAdamStep(torch::optim::Adam& adam, double grad_scale) {
 bool CanMultiTensorAdam(torch::optim::Adam& adam) {
   for (auto& group : adam.param_groups()) {
     if (static_cast<const torch::optim::AdamOptions&>(group.options()).amsgrad()) return false;
+    if (group.params().empty()) continue;
+    const at::Tensor& first = group.params().front();
     for (const auto& p : group.params()) {
-      const at::Tensor& first = group.params().front();
       if (p.is_sparse() || p.device() != first.device() || p.scalar_type() != first.scalar_type()) return false;
     }
   }

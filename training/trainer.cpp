@@ -591,9 +591,6 @@ struct Trainer::Impl {
       return x.transpose(0, 1).contiguous().view(shape);
     };
     Batch b;
-    b.images = flat(st_images);
-    b.tokens = flat(st_tokens);
-    b.lengths = flat(st_lengths);
     b.actions = flat(st_actions).to(device);
     b.memory = flat(st_memory);
     b.mask = flat(st_mask);
@@ -602,7 +599,7 @@ struct Trainer::Impl {
     b.advantages = flat(gae.advantages);
     b.returns = flat(gae.returns);
     b.tasks = env_tasks.repeat_interleave(steps);
-    b.obs = agents::MakeObservation(b.images, b.tokens, b.lengths, b.tasks).To(device);
+    b.obs = agents::MakeObservation(flat(st_images), flat(st_tokens), flat(st_lengths), b.tasks).To(device);
     if (teachers) {
       b.teacher_logp = flat(st_teacher_logp);
       b.teacher_values = flat(st_teacher_values);
@@ -628,7 +625,7 @@ struct Trainer::Impl {
   }
 
   struct Batch {
-    at::Tensor images, tokens, lengths, tasks;                                   // CPU
+    at::Tensor tasks;  // CPU
     // Every row's observation on the device, its instructions deduplicated once per update
     // (per minibatch, host deduplication and copies took ~25 ms of a GPU's 81,920-row pass).
     agents::Observation obs;
@@ -893,16 +890,14 @@ struct Trainer::Impl {
           throw TrainingError("gradient norm is " + Num(grad_norm) + " at update " + std::to_string(update + 1) +
                               "; stopping before the optimiser step, the run directory keeps its last checkpoint");
         }
-        if (fused || multi_tensor) {
-          // clip_grad_norm_'s rule: scale by max_norm / (norm + 1e-6) when that is below 1.
-          const double clip = cfg.max_grad_norm / (grad_norm + 1e-6);
-          if (fused) {
-            FusedAdamStep(*adam, clip < 1.0 ? clip : 1.0);
-          } else {
-            MultiTensorAdamStep(*adam, clip < 1.0 ? clip : 1.0);
-          }
+        // clip_grad_norm_'s rule: scale by max_norm / (norm + 1e-6) when that is below 1.
+        const double clip = std::min(1.0, cfg.max_grad_norm / (grad_norm + 1e-6));
+        if (fused) {
+          FusedAdamStep(*adam, clip);
+        } else if (multi_tensor) {
+          MultiTensorAdamStep(*adam, clip);
         } else {
-          optimizer->step();
+          optimizer->step();  // clip_grad_norm_ has scaled the gradients
         }
         totals += sum;
         grad_norm_total += grad_norm;
